@@ -1,0 +1,49 @@
+"""swinref: a golden-reference forward pass of the Swin Transformer on the Python array API.
+
+One implementation, written against the array API standard, runs on NumPy, CuPy, PyTorch and
+array-api-strict. Params are mappings named as in timm's state dict; configs are frozen
+dataclasses with timm's constructor argument names; the forward can return every layer's output.
+
+Symbols used in docstrings and shape comments:
+
+    B   batch                       H, W  token grid height and width
+    C   channels of the stage       nH    attention heads;  d = C / nH head dim
+    M   window (Mh, Mw)             N     tokens per window, Mh * Mw
+    nW  windows per image           s     shift (sh, sw), M // 2 on shifted blocks
+"""
+
+from .backend import get_namespace, to_namespace, to_numpy
+from .config import MODEL_ZOO, SwinConfig
+from .model import forward
+from .weights import (
+    WeightsError,
+    convert_state_dict,
+    count_params,
+    init_params,
+    load_params,
+    load_state_dict,
+    param_shapes,
+    params_digest,
+    save_params,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MODEL_ZOO",
+    "SwinConfig",
+    "WeightsError",
+    "__version__",
+    "convert_state_dict",
+    "count_params",
+    "forward",
+    "get_namespace",
+    "init_params",
+    "load_params",
+    "load_state_dict",
+    "param_shapes",
+    "params_digest",
+    "save_params",
+    "to_namespace",
+    "to_numpy",
+]

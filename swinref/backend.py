@@ -1,0 +1,139 @@
+"""The one module that knows about array-api-compat and about specific array libraries.
+
+Everything else in swinref receives an array namespace ``xp`` and uses only the Python array API
+standard. This module turns arrays into namespaces, moves parameter mappings between namespaces
+and devices, and converts results back to NumPy for files and reports.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+#: Backends swinref is tested on, by the name users pass on the command line.
+BACKENDS = ("numpy", "array_api_strict", "cupy", "torch")
+
+
+def namespace(*arrays: Any):
+    """The array-API namespace shared by ``arrays`` (raises if they come from different libraries)."""
+    return array_api_compat.array_namespace(*arrays)
+
+
+def device(x: Any):
+    """The device ``x`` lives on, in its library's own terms."""
+    return array_api_compat.device(x)
+
+
+def get_namespace(name: str):
+    """The array-API namespace of a backend by name: one of :data:`BACKENDS`.
+
+    Raises ValueError for an unknown name and ImportError (with the install hint) for a library
+    that is not installed.
+    """
+    modules = {
+        "numpy": "array_api_compat.numpy",
+        "array_api_strict": "array_api_strict",
+        "cupy": "array_api_compat.cupy",
+        "torch": "array_api_compat.torch",
+    }
+    if name not in modules:
+        raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
+    try:
+        return importlib.import_module(modules[name])
+    except ImportError as e:
+        hint = " (pip install 'swinref[gpu]')" if name == "cupy" else ""
+        raise ImportError(f"backend {name!r} is not available: {e}{hint}") from e
+
+
+def backend_name(xp) -> str:
+    """The short backend name of a namespace (``"numpy"``, ``"cupy"``, ...)."""
+    if array_api_compat.is_numpy_namespace(xp):
+        return "numpy"
+    if array_api_compat.is_cupy_namespace(xp):
+        return "cupy"
+    if array_api_compat.is_torch_namespace(xp):
+        return "torch"
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    return getattr(xp, "__name__", repr(xp))
+
+
+def is_numpy(xp) -> bool:
+    """True for NumPy's namespace (plain or array-api-compat wrapped)."""
+    return array_api_compat.is_numpy_namespace(xp)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A NumPy copy of any supported array (from any device), dtype kept."""
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if array_api_compat.is_array_api_strict_namespace(namespace(x)):
+        import array_api_strict
+
+        x = x.to_device(array_api_strict.Device("CPU_DEVICE"))
+        return np.from_dlpack(x)
+    return np.asarray(x)
+
+
+def _float_dtype_name(dtype: Any) -> str | None:
+    """'float32' / 'float64' for a dtype given as a string or any library's dtype object."""
+    if dtype is None:
+        return None
+    name = dtype if isinstance(dtype, str) else str(dtype).replace("torch.", "")
+    name = name.rsplit(".", 1)[-1].strip("'>")
+    if name not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return name
+
+
+def to_namespace(
+    params: Mapping[str, Any], xp, *, device: Any = None, dtype: Any = None
+) -> dict[str, Any]:
+    """Move every array of ``params`` into namespace ``xp`` (and onto ``device``), optionally cast.
+
+    This is the one call that readies weights for a backend::
+
+        params = swinref.to_namespace(params, cupy_xp)                    # GPU, dtype kept
+        params = swinref.to_namespace(params, np_xp, dtype="float32")     # explicit cast
+
+    ``dtype`` is ``None`` (keep each array's dtype), ``"float32"`` or ``"float64"``. Integer
+    arrays are never cast.
+    """
+    target = _float_dtype_name(dtype)
+    out = {}
+    for name, value in params.items():
+        host = to_numpy(value)
+        if target is not None and host.dtype.kind == "f":
+            host = host.astype(target, copy=False)
+        out[name] = _from_numpy(xp, host, device)
+    return out
+
+
+def _from_numpy(xp, host: np.ndarray, device_: Any):
+    host = np.ascontiguousarray(host)
+    if array_api_compat.is_torch_namespace(xp):
+        import torch
+
+        t = torch.from_numpy(host.copy())
+        return t if device_ is None else t.to(device_)
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        a = xp.asarray(host)
+        return a if device_ is None else a.to_device(device_)
+    if device_ is None:
+        return xp.asarray(host)
+    return xp.asarray(host, device=device_)
+
+
+def like(x: Any, value: Any):
+    """``value`` (NumPy array or Python data) as an array in x's namespace, on x's device."""
+    xp = namespace(x)
+    host = np.asarray(value)
+    return _from_numpy(xp, host, device(x))

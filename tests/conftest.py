@@ -1,0 +1,84 @@
+"""Shared fixtures: the backends every portable test runs on, and hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import swinref.backend as backend
+
+# "dev" for quick local runs, "ci" (more examples) in CI; choose with HYPOTHESIS_PROFILE.
+settings.register_profile("dev", max_examples=25, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace plus the device arrays are created on in tests."""
+
+    name: str
+    xp: Any
+    device: Any = None
+
+    def asarray(self, a, dtype=None):
+        a = np.asarray(a) if dtype is None else np.asarray(a, dtype=dtype)
+        return backend.to_namespace({"a": a}, self.xp, device=self.device)["a"]
+
+    def __repr__(self):
+        return self.name
+
+
+def _available_backends() -> list[Any]:
+    out = [pytest.param(Backend("numpy", backend.get_namespace("numpy")), id="numpy")]
+    import array_api_strict
+
+    strict = backend.get_namespace("array_api_strict")
+    # the non-default device catches arrays created without device=...
+    out.append(pytest.param(Backend("array_api_strict", strict, array_api_strict.Device("device1")),
+                            id="array_api_strict"))
+    try:
+        import torch  # noqa: F401
+
+        out.append(pytest.param(Backend("torch", backend.get_namespace("torch")), id="torch"))
+    except ImportError:
+        out.append(pytest.param(None, id="torch", marks=pytest.mark.skip(reason="torch not installed")))
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            raise RuntimeError("no GPU")
+        out.append(pytest.param(Backend("cupy", backend.get_namespace("cupy")), id="cupy"))
+    except Exception as e:  # ImportError, or CUDA present but no device
+        out.append(pytest.param(None, id="cupy", marks=pytest.mark.skip(reason=f"cupy unavailable: {e}")))
+    return out
+
+
+BACKEND_PARAMS = _available_backends()
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def be(request) -> Backend:
+    """Every available backend: numpy, array-api-strict (on its extra device), torch, cupy."""
+    return request.param
+
+
+def assert_close(actual, expected, *, atol: float, rtol: float = 0.0, what: str = "") -> None:
+    """Compare any backend's array with a NumPy expectation; message says what differed."""
+    a = backend.to_numpy(actual)
+    e = np.asarray(expected)
+    assert a.shape == e.shape, f"{what}: shape {a.shape}, expected {e.shape}"
+    diff = np.abs(a.astype(np.float64) - e.astype(np.float64))
+    bound = atol + rtol * np.abs(e.astype(np.float64))
+    worst = np.unravel_index(np.argmax(diff - bound), diff.shape) if diff.size else ()
+    assert np.all(diff <= bound), (
+        f"{what}: max abs diff {diff.max():.3e} at {worst} exceeds atol={atol} rtol={rtol} "
+        f"(got {a[worst]!r}, expected {e[worst]!r})"
+    )
