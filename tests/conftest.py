@@ -12,12 +12,13 @@ from hypothesis import HealthCheck, settings
 
 import swinref.backend as backend
 
-# "dev" for quick local runs, "ci" (more examples) in CI; choose with HYPOTHESIS_PROFILE.
+# "dev" for quick local runs, "ci" (more examples, derandomized) where CI is set;
+# HYPOTHESIS_PROFILE overrides either.
 settings.register_profile("dev", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
 @dataclass(frozen=True)
