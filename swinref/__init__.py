@@ -14,7 +14,11 @@ Symbols used in docstrings and shape comments:
 
 from .backend import get_namespace, to_namespace, to_numpy
 from .config import MODEL_ZOO, SwinConfig
-from .model import forward
+from .flops import count_flops
+from .golden import GoldenFileError, read_golden, write_golden
+from .model import forward, forward_features
+from . import video
+from . import v2  # Swin V2: swinref.v2.SwinV2Config, swinref.v2.forward, ...
 from .weights import (
     WeightsError,
     convert_state_dict,
@@ -35,8 +39,10 @@ __all__ = [
     "WeightsError",
     "__version__",
     "convert_state_dict",
+    "count_flops",
     "count_params",
     "forward",
+    "forward_features",
     "get_namespace",
     "init_params",
     "load_params",

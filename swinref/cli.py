@@ -10,6 +10,8 @@ import sys
 # module -> provides register(subparsers); each registered parser sets ``func(args) -> int``
 COMMAND_MODULES = (
     "swinref.golden",
+    "swinref.flops",
+    "swinref.crosscheck",
 )
 
 

@@ -16,6 +16,10 @@ def _pair(v: Any, name: str) -> tuple[int, int]:
     raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
 
 
+# Implementations whose size handling a config can reproduce (docs/semantics.md has the table).
+SEMANTICS = ("official", "timm", "torchvision", "hf", "detection")
+
+
 @dataclass(frozen=True)
 class SwinConfig:
     """A Swin Transformer V1 classifier (or backbone with ``num_classes=0``).
@@ -35,11 +39,19 @@ class SwinConfig:
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     patch_norm: bool = True  # LayerNorm after the patch embedding
+    # whose behaviour on sizes that are not multiples of the patch/window to reproduce (SEMANTICS;
+    # docs/semantics.md): padding, pad/roll order, window clamp, odd merges
+    semantics: str = "timm"
+    strict_img_size: bool = True  # timm: the input must be img_size; False accepts any multiple of P
 
     def __post_init__(self):
         # normalise sequences to tuples so configs hash and compare by value
-        object.__setattr__(self, "depths", tuple(self.depths))
-        object.__setattr__(self, "num_heads", tuple(self.num_heads))
+        for name in ("depths", "num_heads"):
+            value = getattr(self, name)
+            if not isinstance(value, (tuple, list)):
+                raise ValueError(f"invalid SwinConfig: {name} must be a tuple with one int per stage, "
+                                 f"got {value!r}")
+            object.__setattr__(self, name, tuple(value))
         if isinstance(self.img_size, list):
             object.__setattr__(self, "img_size", tuple(self.img_size))
         if isinstance(self.window_size, list):
@@ -117,8 +129,16 @@ class SwinConfig:
                         f"stage {i} width {self.stage_dim(i)} (embed_dim * 2**{i}) is not "
                         f"divisible by num_heads[{i}] = {h}"
                     )
-        if not self.mlp_ratio > 0:
-            problems.append(f"mlp_ratio must be > 0, got {self.mlp_ratio!r}")
+        if isinstance(self.mlp_ratio, bool) or not isinstance(self.mlp_ratio, (int, float)) \
+                or not self.mlp_ratio > 0:
+            problems.append(f"mlp_ratio must be a number > 0, got {self.mlp_ratio!r}")
+        for name in ("qkv_bias", "patch_norm"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.semantics not in SEMANTICS:
+            problems.append(f"semantics must be one of {', '.join(SEMANTICS)}; got {self.semantics!r}")
+        if not isinstance(self.strict_img_size, bool):
+            problems.append(f"strict_img_size must be True or False, got {self.strict_img_size!r}")
         if problems:
             raise ValueError("invalid SwinConfig:\n  - " + "\n  - ".join(problems))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +17,9 @@ import numpy as np
 
 from .config import SwinConfig
 
-SOURCES = ("timm",)
+# "timm" accepts timm's current and <= 0.8 names, "hf" transformers 5.x and 4.x names, "auto" any
+# layout of swinref.layouts, detected from the names.
+SOURCES = ("timm", "torchvision", "hf", "official", "auto")
 
 # Buffers that some checkpoints carry; they are derived from the config, so we check, not load.
 _DERIVED_BUFFERS = ("relative_position_index", "attn_mask")
@@ -28,8 +31,9 @@ class WeightsError(ValueError):
 
 def param_shapes(cfg: SwinConfig) -> dict[str, tuple[int, ...]]:
     """Every parameter name (timm layout) and its shape, in checkpoint order."""
+    from .model import table_window  # a clamped stage has a smaller table (timm, official)
+
     C0, P = cfg.embed_dim, cfg.patch_size
-    Mh, Mw = cfg.window
     shapes: dict[str, tuple[int, ...]] = {
         "patch_embed.proj.weight": (C0, cfg.in_chans, P, P),
         "patch_embed.proj.bias": (C0,),
@@ -39,6 +43,7 @@ def param_shapes(cfg: SwinConfig) -> dict[str, tuple[int, ...]]:
         shapes["patch_embed.norm.bias"] = (C0,)
     for i, depth in enumerate(cfg.depths):
         C, nH, hidden = cfg.stage_dim(i), cfg.num_heads[i], cfg.mlp_hidden(i)
+        Mh, Mw = table_window(cfg, i)
         if i > 0:
             shapes[f"layers.{i}.downsample.norm.weight"] = (2 * C,)
             shapes[f"layers.{i}.downsample.norm.bias"] = (2 * C,)
@@ -115,12 +120,15 @@ def _to_numpy(value: Any) -> np.ndarray:
 def _check_derived(name: str, value: np.ndarray, cfg: SwinConfig) -> str | None:
     """A stored index buffer must equal the one the config implies; masks are only shape-checked."""
     if name.endswith("relative_position_index"):
+        from .model import table_window
         from .windows import relative_position_index
         import array_api_compat.numpy as xp
 
-        expected = np.asarray(relative_position_index(cfg.window, xp=xp))
+        parts = name.split(".")  # layers.{i}.blocks.{j}.attn.relative_position_index
+        window = table_window(cfg, int(parts[1])) if parts[0] == "layers" else cfg.window
+        expected = np.asarray(relative_position_index(window, xp=xp))
         if value.shape != expected.shape or not np.array_equal(value.reshape(expected.shape), expected):
-            return f"{name}: stored relative_position_index differs from the one for window {cfg.window}"
+            return f"{name}: stored relative_position_index differs from the one for window {window}"
     return None
 
 
@@ -129,19 +137,32 @@ def convert_state_dict(state_dict: Mapping[str, Any], cfg: SwinConfig, *, source
     """Check a state dict against ``cfg`` and return params (NumPy arrays, timm names).
 
     state_dict: names to arrays (NumPy, torch tensors, anything with ``__array__``).
-    source: the layout of the names; ``"timm"``.
+    source: the layout of the names, one of :data:`SOURCES` (see :mod:`swinref.layouts`); other
+        layouts are renamed to timm's names first and errors name their entries as stored.
     dtype: ``None`` keeps the stored dtype; ``"float32"``/``"float64"`` cast explicitly.
     Raises :class:`WeightsError` listing every missing, unexpected and mis-shaped key at once.
     Stored ``relative_position_index`` / ``attn_mask`` buffers are not loaded (they are derived
-    from the config) but an index that disagrees with the config is reported.
+    from the config) but an index (for the renamed layouts also a mask) that disagrees with the
+    config is reported.
     """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of names to arrays, got {type(state_dict).__name__}")
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     if dtype not in (None, "float32", "float64"):
         raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+    from . import layouts
+
     expected = param_shapes(cfg)
     params: dict[str, np.ndarray] = {}
     unexpected, misshaped, wrong_kind = [], [], []
+    source_keys = list(state_dict.keys())
+    layout, detected = layouts.resolve_source(source_keys, source)
+    labels: dict[str, str] = {}  # timm name -> name as stored, for messages
+    if layout != "timm":  # rename first; derived buffers are checked while renaming
+        renamed = layouts.rename(state_dict, cfg, layout)
+        state_dict, labels = renamed.params, renamed.labels
+        unexpected, misshaped = list(renamed.unexpected), list(renamed.problems)
     for name, value in state_dict.items():
         if name.rsplit(".", 1)[-1] in _DERIVED_BUFFERS:
             problem = _check_derived(name, _to_numpy(value), cfg)
@@ -153,15 +174,20 @@ def convert_state_dict(state_dict: Mapping[str, Any], cfg: SwinConfig, *, source
             continue
         array = _to_numpy(value)
         if tuple(array.shape) != expected[name]:
-            misshaped.append(f"{name}: got {tuple(array.shape)}, expected {expected[name]}")
+            misshaped.append(f"{labels.get(name, name)}: got {tuple(array.shape)}, expected {expected[name]}")
             continue
         if array.dtype.kind != "f":
-            wrong_kind.append(f"{name}: dtype {array.dtype}, expected a float dtype")
+            wrong_kind.append(f"{labels.get(name, name)}: dtype {array.dtype}, expected a float dtype")
             continue
         params[name] = array.astype(dtype) if dtype else array
-    missing = [n for n in expected if n not in state_dict]
+    missing = [labels.get(n, n) for n in expected if n not in state_dict]
     if missing or unexpected or misshaped or wrong_kind:
-        lines = [f"state dict does not match the config ({_describe(cfg)}):"]
+        where = "" if layout == "timm" and not detected else (
+            f" in layout {layout!r}" + (" (detected from its names)" if detected else ""))
+        lines = [f"state dict{where} does not match the config ({_describe(cfg)}):"]
+        hint = None if source == "auto" else layouts.mismatch_hint(source_keys, source)
+        if hint:
+            lines.append(f"  hint: {hint}")
         for title, items in (("missing", missing), ("unexpected", unexpected),
                              ("mis-shaped", misshaped), ("wrong dtype", wrong_kind)):
             if items:
@@ -218,7 +244,19 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             for key in ("model", "state_dict"):
                 if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
                     obj = obj[key]
+            if not isinstance(obj, Mapping):
+                raise WeightsError(f"it holds a {type(obj).__name__}; expected a state dict "
+                                   "(a mapping of names to tensors)")
             return {k: _to_numpy(v) for k, v in obj.items() if hasattr(v, "shape")}
+    except pickle.UnpicklingError as e:
+        # torch's text suggests weights_only=False, which we never do: keep only its reason
+        reason = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()
+                  and not ln.startswith(("Check the documentation", "Please file an issue"))]
+        raise WeightsError(
+            f"refused weights file {path}: it is not a plain state dict of tensors; swinref reads "
+            ".pth files only with torch.load(weights_only=True) and never unpickles other objects"
+            + (f" ({' '.join(reason)})" if reason else "")
+        ) from e
     except (OSError, ValueError, RuntimeError) as e:
         raise WeightsError(f"cannot read weights file {path}: {e}") from e
     except Exception as e:  # safetensors raises its own error type for corrupt headers

@@ -96,26 +96,41 @@ def shift_mask(size: tuple[int, int], window: tuple[int, int], shift: tuple[int,
     return xp.where(same, zero, zero + MASK_VALUE)
 
 
+CLAMP_RULES = ("timm", "official", "torchvision", "hf", "detection")
+
+
 def clamp_window(resolution: tuple[int, int], window: tuple[int, int], shift: tuple[int, int],
                  *, rule: str = "timm") -> tuple[tuple[int, int], tuple[int, int]]:
-    """Window and shift a block actually uses at a token resolution.
+    """Window and shift a block actually uses at a token resolution (H, W).
 
-    rule "timm": per dimension, where the resolution r <= window, the window becomes r and that
-    dimension's shift 0 (timm ``_calc_window_shift``). rule "official": when min(H, W) <= window
-    (square windows), window = min(H, W) on both axes and shift 0. For square grids the two agree.
+    rule "timm": per dimension, where r <= window, the window becomes r and that dimension's
+    shift 0 (timm ``SwinTransformerBlock._calc_window_shift``).
+    rule "official": when min(H, W) <= window (square windows), window = min(H, W) on both axes
+    and shift 0 (microsoft/Swin-Transformer ``SwinTransformerBlock.__init__``).
+    rule "hf": the official rule (transformers ``SwinLayer.set_shift_and_window_size``).
+    rule "torchvision": the window never changes; a dimension's shift is dropped where the window
+    covers the grid padded to a multiple of it, i.e. where r <= window
+    (``shifted_window_attention``).
+    rule "detection": window and shift never change (the detection backbones, and transformers'
+    ``always_partition=True``).
     """
     if rule == "timm":
         win = tuple(r if r <= m else m for r, m in zip(resolution, window))
         sh = tuple(0 if r <= m else s for r, m, s in zip(resolution, win, shift))
         return win, sh
-    if rule == "official":
+    if rule in ("official", "hf"):
         if window[0] != window[1]:
-            raise ValueError(f"the official clamp rule needs a square window, got {window}")
+            raise ValueError(f"the {rule} clamp rule needs a square window, got {window}")
         low = min(resolution)
         if low <= window[0]:
             return (low, low), (0, 0)
         return tuple(window), tuple(shift)
-    raise ValueError(f"unknown clamp rule {rule!r}; expected 'timm' or 'official'")
+    if rule == "torchvision":
+        padded = tuple(-(-r // m) * m for r, m in zip(resolution, window))
+        return tuple(window), tuple(0 if m >= p else s for m, p, s in zip(window, padded, shift))
+    if rule == "detection":
+        return tuple(window), tuple(shift)
+    raise ValueError(f"unknown clamp rule {rule!r}; expected one of {', '.join(CLAMP_RULES)}")
 
 
 def pad_bottom_right(x, pad_h: int, pad_w: int, *, xp):

@@ -1,0 +1,419 @@
+"""State-dict layouts: the names other Swin V1 implementations give swinref's parameters.
+
+swinref's params carry timm's current names (:func:`swinref.weights.param_shapes`). This module
+renames checkpoints of the other layouts into those names (:func:`to_timm`) and back
+(:func:`from_timm`). Every name below was read off the real packages: timm 1.0.31 (and the
+0.6.13, 0.8.13.dev0 and 0.9.0 wheels), torchvision 0.29.1 ``swin_t``, transformers 5.24
+``SwinForImageClassification`` (its 4.x names from ``transformers/conversion_mapping.py``, entry
+``"swin"``) and microsoft/Swin-Transformer ``models/swin_transformer.py``. Stage i, block j; the
+merge "of stage s" is the patch merging that feeds stage s (timm keeps it at the start of s, the
+others at the end of s - 1).
+
+``timm``
+    ``patch_embed.{proj,norm}``, ``layers.{i}.blocks.{j}.{norm1, attn.qkv, attn.proj,
+    attn.relative_position_bias_table, norm2, mlp.fc1, mlp.fc2}``, merge of stage s at
+    ``layers.{s}.downsample.{norm,reduction}``, ``norm``, ``head.fc``. timm 0.9 also saved
+    ``attn.relative_position_index`` (N, N) and ``attn_mask``; timm 1.0 saves no buffers.
+``timm_old``
+    timm <= 0.8 (what timm's ``checkpoint_filter_fn`` calls old weights): every name as in
+    ``official``, so :func:`detect_layout` cannot tell the two apart and reports ``official``.
+``official``
+    as timm, but the merge of stage s at the end of stage s - 1 (``layers.{s-1}.downsample``) and
+    ``head`` for ``head.fc``; saves ``attn.relative_position_index`` (N, N) and, on shifted blocks,
+    ``attn_mask`` (nW, N, N).
+``torchvision``
+    ``features.0.0`` (conv), ``features.0.2`` (norm), block j of stage i at ``features.{2i+1}.{j}``
+    with ``mlp.0`` / ``mlp.3`` for fc1 / fc2, merge of stage s at ``features.{2s}``, ``norm``,
+    ``head``; saves ``attn.relative_position_index`` flattened to (N*N,).
+``hf``
+    transformers 5.x ``state_dict()``: ``swin.embeddings.patch_embeddings.projection``,
+    ``swin.embeddings.norm``, ``swin.encoder.layers.{i}.blocks.{j}.{layernorm_before,
+    attention.{q,k,v}_proj, attention.o_proj,
+    attention.relative_position_bias.relative_position_bias_table, layernorm_after, mlp.fc1,
+    mlp.fc2}``, merge of stage s at ``swin.encoder.layers.{s-1}.downsample``, ``swin.layernorm``,
+    ``classifier``; saves no buffers.
+``hf4``
+    transformers 4.x, and also what 5.x ``save_pretrained`` writes to disk: as hf but
+    ``attention.self.{query,key,value}``, ``attention.self.relative_position_bias_table``,
+    ``attention.output.dense``, ``intermediate.dense``, ``output.dense``; 4.x saved
+    ``attention.self.relative_position_index`` (N, N).
+
+The hf q, k, v are the row blocks [0:C], [C:2C], [2C:3C] of timm's fused qkv. Buffers are derived
+from the config: they are never loaded, only compared with what the config implies (index values;
+mask shape and values), and a disagreement is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import SwinConfig
+
+LAYOUTS = ("timm", "timm_old", "torchvision", "hf", "hf4", "official")
+
+#: The ``source`` values of :func:`swinref.convert_state_dict` and the layouts each accepts.
+SOURCE_LAYOUTS = {
+    "timm": ("timm", "timm_old"),
+    "torchvision": ("torchvision",),
+    "hf": ("hf", "hf4"),
+    "official": ("official",),
+    "auto": LAYOUTS,
+}
+
+# Names outside the blocks and merges: timm name -> name in the layout (module prefixes).
+_FIXED = {
+    "timm_old": {"head.fc": "head"},
+    "official": {"head.fc": "head"},
+    "torchvision": {"patch_embed.proj": "features.0.0", "patch_embed.norm": "features.0.2",
+                    "head.fc": "head"},
+    "hf": {"patch_embed.proj": "swin.embeddings.patch_embeddings.projection",
+           "patch_embed.norm": "swin.embeddings.norm", "norm": "swin.layernorm",
+           "head.fc": "classifier"},
+}
+_FIXED["hf4"] = _FIXED["hf"]
+
+# Module names inside a block: timm -> layout (unlisted modules keep timm's name).
+_BLOCK_MODULES = {
+    "torchvision": {"mlp.fc1": "mlp.0", "mlp.fc2": "mlp.3"},  # nn.Sequential(Linear, GELU, Dropout, Linear)
+    "hf": {"norm1": "layernorm_before", "attn.proj": "attention.o_proj",
+           "attn.relative_position_bias_table":
+               "attention.relative_position_bias.relative_position_bias_table",
+           "norm2": "layernorm_after"},
+    "hf4": {"norm1": "layernorm_before", "attn.proj": "attention.output.dense",
+            "attn.relative_position_bias_table": "attention.self.relative_position_bias_table",
+            "norm2": "layernorm_after", "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense"},
+}
+
+# Layouts that keep q, k, v as three linears instead of timm's fused attn.qkv.
+_QKV_SPLIT = {
+    "hf": ("attention.q_proj", "attention.k_proj", "attention.v_proj"),
+    "hf4": ("attention.self.query", "attention.self.key", "attention.self.value"),
+}
+
+
+@dataclass(frozen=True)
+class _Buffers:
+    index: str  # name of the relative position index inside a block
+    flat: bool  # stored as (N*N,) rather than (N, N)
+    mask: str | None  # name of the stored shift mask inside a block, if the layout has one
+    saved: bool  # the layout's own model writes them into its state dict
+    clamped_table: bool  # tables (and so the index) sized for the clamped window, as timm/official
+
+
+_BUFFERS = {
+    "timm": _Buffers("attn.relative_position_index", False, "attn_mask", False, True),
+    "timm_old": _Buffers("attn.relative_position_index", False, "attn_mask", True, True),
+    "official": _Buffers("attn.relative_position_index", False, "attn_mask", True, True),
+    "torchvision": _Buffers("attn.relative_position_index", True, None, True, False),
+    "hf": _Buffers("attention.relative_position_bias.relative_position_index", True, None, False, False),
+    "hf4": _Buffers("attention.self.relative_position_index", False, None, True, False),
+}
+_BUFFER_LEAVES = ("relative_position_index", "attn_mask")
+
+_BLOCK_RE = re.compile(r"layers\.(\d+)\.blocks\.(\d+)\.(.+)")
+_MERGE_RE = re.compile(r"layers\.(\d+)\.downsample\.(.+)")
+
+
+def _check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+
+
+def _block_prefix(layout: str, i: int, j: int) -> str:
+    if layout == "torchvision":
+        return f"features.{2 * i + 1}.{j}."  # features.0 is the stem, merges sit in between
+    if layout in ("hf", "hf4"):
+        return f"swin.encoder.layers.{i}.blocks.{j}."
+    return f"layers.{i}.blocks.{j}."
+
+
+def _merge_prefix(layout: str, s: int) -> str:
+    """Prefix of the patch merging that feeds stage s >= 1."""
+    if layout == "timm":
+        return f"layers.{s}.downsample."  # start of stage s
+    if layout == "torchvision":
+        return f"features.{2 * s}."
+    if layout in ("hf", "hf4"):
+        return f"swin.encoder.layers.{s - 1}.downsample."  # end of stage s - 1
+    return f"layers.{s - 1}.downsample."  # official, timm_old: end of stage s - 1
+
+
+def _rename_module(name: str, modules: Mapping[str, str]) -> str:
+    for old, new in modules.items():
+        if name == old or name.startswith(old + "."):
+            return new + name[len(old):]
+    return name
+
+
+def layout_name(name: str, layout: str) -> str | tuple[str, str, str]:
+    """The name a timm-named parameter has in ``layout``; three names (q, k, v) for a split qkv."""
+    _check_layout(layout)
+    m = _BLOCK_RE.fullmatch(name)
+    if m:
+        prefix, local = _block_prefix(layout, int(m[1]), int(m[2])), m[3]
+        if layout in _QKV_SPLIT and local.startswith("attn.qkv."):
+            leaf = local[len("attn.qkv."):]
+            q, k, v = (f"{prefix}{part}.{leaf}" for part in _QKV_SPLIT[layout])
+            return q, k, v
+        return prefix + _rename_module(local, _BLOCK_MODULES.get(layout, {}))
+    m = _MERGE_RE.fullmatch(name)
+    if m:
+        return _merge_prefix(layout, int(m[1])) + m[2]
+    return _rename_module(name, _FIXED.get(layout, {}))
+
+
+def name_map(cfg: SwinConfig, layout: str) -> dict[str, str | tuple[str, str, str]]:
+    """Every parameter ``cfg`` needs, timm name -> its name(s) in ``layout``, in timm's order."""
+    from .weights import param_shapes
+
+    return {name: layout_name(name, layout) for name in param_shapes(cfg)}
+
+
+def derived_buffers(cfg: SwinConfig, layout: str) -> dict[str, np.ndarray]:
+    """The buffers a ``layout`` checkpoint of ``cfg`` may carry, by name, with their values.
+
+    Index: int64, (N, N) or (N*N,) as the layout stores it, for the window the stage's tables are
+    sized for (timm and the official code clamp it to the stage's grid; torchvision and
+    transformers keep the configured window). Masks (timm-family layouts, shifted blocks only):
+    (nW, N, N) of 0 / -100 for the grid padded to a multiple of the window.
+    """
+    from . import backend
+    from .windows import clamp_window, relative_position_index, shift_mask
+
+    _check_layout(layout)
+    xp = backend.get_namespace("numpy")
+    spec = _BUFFERS[layout]
+    H, W = cfg.image_hw
+    grid = (H // cfg.patch_size, W // cfg.patch_size)
+    out: dict[str, np.ndarray] = {}
+    for i, depth in enumerate(cfg.depths):
+        if i > 0:
+            grid = ((grid[0] + 1) // 2, (grid[1] + 1) // 2)  # merging pads odd grids
+        for j in range(depth):
+            prefix = _block_prefix(layout, i, j)
+            target = (cfg.window[0] // 2, cfg.window[1] // 2) if j % 2 else (0, 0)
+            # timm's per-axis clamp; for the square windows the official code supports it agrees
+            window, shift = clamp_window(grid, cfg.window, target, rule="timm")
+            index = np.asarray(relative_position_index(window if spec.clamped_table else cfg.window, xp=xp))
+            out[prefix + spec.index] = index.reshape(-1) if spec.flat else index
+            if spec.mask and any(shift):
+                padded = tuple(-(-g // m) * m for g, m in zip(grid, window))
+                out[prefix + spec.mask] = np.asarray(shift_mask(padded, window, shift, xp=xp))
+    return out
+
+
+def _check_buffer(name: str, value: np.ndarray, expected: np.ndarray) -> str | None:
+    """None when a stored buffer agrees with the config, else the problem in words."""
+    if name.endswith("relative_position_index"):
+        # accept either storage shape: transformers 5.x keeps (N*N,) where 4.x kept (N, N)
+        if value.size != expected.size or not np.array_equal(value.reshape(-1), expected.reshape(-1)):
+            return (f"{name}: stored relative_position_index {tuple(value.shape)} differs from the "
+                    f"one the config implies {tuple(expected.shape)}")
+        return None
+    if tuple(value.shape) != expected.shape:
+        return f"{name}: stored attn_mask {tuple(value.shape)}, expected {expected.shape} for this config"
+    if not np.array_equal(value, expected):
+        return f"{name}: stored attn_mask differs from the 0 / -100 shift mask the config implies"
+    return None
+
+
+# ----- detection ---------------------------------------------------------------------------
+_HF4_PATTERN = r"\.attention\.self\.|\.attention\.output\.dense\.|\.intermediate\.dense\."
+_DETECT_PATTERNS = (
+    ("torchvision", r"^features\.\d+\."),
+    ("hf or hf4", r"^swin\.(embeddings|encoder)\."),
+    ("timm, timm_old or official", r"^(patch_embed|layers)\."),
+)
+
+
+def detect_layout(keys: Iterable[str]) -> str:
+    """The layout (one of :data:`LAYOUTS`) a state dict's names are written in.
+
+    torchvision: ``features.{n}.``; hf4 over hf: any ``attention.self.``, ``attention.output.dense``
+    or ``intermediate.dense``; official over timm: a merge at ``layers.0.downsample`` or a bare
+    ``head.weight``/``head.bias`` (``timm_old`` has the same names and is reported as official).
+    Raises ValueError naming the patterns it looked for when none fits.
+    """
+    keys = [k for k in keys if isinstance(k, str)]
+
+    def has(pattern: str) -> bool:
+        return any(re.search(pattern, k) for k in keys)
+
+    if has(_DETECT_PATTERNS[0][1]):
+        return "torchvision"
+    if has(_DETECT_PATTERNS[1][1]):
+        if has(_HF4_PATTERN):
+            return "hf4"
+        return "hf"
+    if has(_DETECT_PATTERNS[2][1]):
+        return "official" if _end_of_stage(keys) else "timm"
+    looked = "; ".join(f"{pattern!r} ({name})" for name, pattern in _DETECT_PATTERNS)
+    seen = f"got {len(keys)} names, e.g. {keys[:5]}" if keys else "the state dict is empty"
+    raise ValueError(f"cannot tell the layout of this state dict from its names: looked for "
+                     f"{looked}; {seen}. Pass source= one of "
+                     f"{', '.join(s for s in SOURCE_LAYOUTS if s != 'auto')} if you know it.")
+
+
+def _end_of_stage(keys: list[str]) -> bool:
+    """Official-style names: the first merge at the end of stage 0, or an un-nested head."""
+    return any(k.startswith("layers.0.downsample.") or k in ("head.weight", "head.bias") for k in keys)
+
+
+def resolve_source(keys: Iterable[str], source: str) -> tuple[str, bool]:
+    """The layout a ``source`` value means for these names, and whether it was detected.
+
+    "timm" picks timm_old when the names are official-style, "hf" picks hf4 when the 4.x names
+    are present, "auto" runs :func:`detect_layout`.
+    """
+    if source not in SOURCE_LAYOUTS:
+        raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCE_LAYOUTS)}")
+    keys = list(keys)
+    if source == "auto":
+        return detect_layout(keys), True
+    if source == "timm":
+        try:
+            seen = detect_layout(keys)
+        except ValueError:
+            seen = None  # not timm-like at all: the timm checks will list every name
+        return ("timm_old", True) if seen == "official" else ("timm", False)
+    if source == "hf":
+        return ("hf4", True) if any(re.search(_HF4_PATTERN, k) for k in keys) else ("hf", False)
+    return source, False
+
+
+def mismatch_hint(keys: Iterable[str], source: str) -> str | None:
+    """A hint when names given as ``source`` look like another source's layout, else None."""
+    try:
+        seen = detect_layout(keys)
+    except ValueError:
+        return None
+    if seen in SOURCE_LAYOUTS[source]:
+        return None
+    family = next(s for s, layouts in SOURCE_LAYOUTS.items() if seen in layouts)
+    return f"the names look like the {seen!r} layout: pass source={family!r} or source='auto'"
+
+
+# ----- conversion ----------------------------------------------------------------------------
+@dataclass
+class Renamed:
+    """A state dict renamed to timm's names, with what a caller needs to report problems.
+
+    params: timm name -> array, for every entry the layout maps (q/k/v already fused).
+    labels: timm name -> its name(s) in the source layout, for messages.
+    unexpected: source names the layout does not place in ``cfg``.
+    problems: derived buffers that disagree with the config, q/k/v that cannot be fused.
+    """
+
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    unexpected: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _label(parts: tuple[str, str, str]) -> str:
+    stem = parts[0].rsplit(".", 2)[0]  # "...blocks.0.attention" or "...attention.self"
+    names = ",".join(p[len(stem) + 1:].rsplit(".", 1)[0] for p in parts)
+    return f"{stem}.{{{names}}}.{parts[0].rsplit('.', 1)[1]} (stacked as qkv)"
+
+
+def rename(state_dict: Mapping[str, Any], cfg: SwinConfig, layout: str) -> Renamed:
+    """Rename a ``layout`` state dict to timm's names for ``cfg``, collecting every problem.
+
+    Shapes of ordinary parameters are not checked here (:func:`swinref.convert_state_dict` does).
+    """
+    from .weights import _to_numpy
+
+    _check_layout(layout)
+    single: dict[str, str] = {}  # source name -> timm name
+    split: dict[str, tuple[str, int]] = {}  # q/k/v source name -> (timm qkv name, row block)
+    out = Renamed()
+    for timm_name, source_name in name_map(cfg, layout).items():
+        if isinstance(source_name, tuple):
+            for k, part in enumerate(source_name):
+                split[part] = (timm_name, k)
+            out.labels[timm_name] = _label(source_name)
+        else:
+            single[source_name] = timm_name
+            out.labels[timm_name] = source_name
+    buffers = derived_buffers(cfg, layout)
+    parts: dict[str, dict[int, tuple[str, np.ndarray]]] = {}
+    for key, value in state_dict.items():
+        if key in single:
+            out.params[single[key]] = _to_numpy(value)
+        elif key in split:
+            timm_name, k = split[key]
+            parts.setdefault(timm_name, {})[k] = (key, _to_numpy(value))
+        elif key in buffers:
+            problem = _check_buffer(key, _to_numpy(value), buffers[key])
+            if problem:
+                out.problems.append(problem)
+        elif key.rsplit(".", 1)[-1] in _BUFFER_LEAVES:
+            out.problems.append(f"{key}: a derived buffer where this config has none "
+                                "(no such block, or a block without shift)")
+        else:
+            out.unexpected.append(key)
+    for timm_name, got in parts.items():
+        arrays = [got[k][1] for k in sorted(got)]
+        if len(got) == 3 and len({a.shape[1:] for a in arrays}) == 1 and arrays[0].ndim in (1, 2):
+            out.params[timm_name] = np.concatenate(arrays, axis=0)  # rows [q; k; v]
+            continue
+        # incomplete or incompatible: qkv is reported missing, the parts as unexpected
+        out.unexpected.extend(name for name, _ in got.values())
+        if len(got) == 3:
+            shapes = ", ".join(f"{name} {tuple(a.shape)}" for name, a in got.values())
+            out.problems.append(f"{out.labels[timm_name]}: q, k, v cannot be stacked into qkv: {shapes}")
+    return out
+
+
+def to_timm(state_dict: Mapping[str, Any], cfg: SwinConfig, layout: str) -> dict[str, np.ndarray]:
+    """Rename (and fuse q/k/v of) a ``layout`` state dict into timm's names for ``cfg``.
+
+    Returns NumPy arrays in the stored dtypes. Raises :class:`swinref.WeightsError` for names the
+    layout does not place in ``cfg`` and for derived buffers that disagree with it. Missing entries
+    and shapes are not checked here: :func:`swinref.convert_state_dict` renames the same way and
+    then checks them.
+    """
+    from .weights import WeightsError
+
+    renamed = rename(state_dict, cfg, layout)
+    if renamed.unexpected or renamed.problems:
+        lines = [f"state dict in layout {layout!r} does not fit the config:"]
+        for title, items in (("unexpected", renamed.unexpected), ("mis-shaped", renamed.problems)):
+            if items:
+                lines.append(f"  {title} ({len(items)}):")
+                lines.extend(f"    {item}" for item in items)
+        raise WeightsError("\n".join(lines))
+    return renamed.params
+
+
+def from_timm(params: Mapping[str, Any], cfg: SwinConfig, layout: str, *,
+              buffers: bool = True) -> dict[str, np.ndarray]:
+    """Export timm-named params into ``layout``: the inverse of :func:`to_timm`.
+
+    params are checked against ``cfg`` first (any backend's arrays; NumPy comes out). qkv is split
+    into q, k, v row blocks for the hf layouts. With ``buffers``, the derived buffers the layout's
+    own model saves are added (torchvision, official, timm_old, hf4), so that the result loads
+    with ``strict=True`` there.
+    """
+    from .backend import to_numpy
+    from .weights import convert_state_dict
+
+    _check_layout(layout)
+    checked = convert_state_dict({n: to_numpy(v) for n, v in params.items()}, cfg, source="timm")
+    out: dict[str, np.ndarray] = {}
+    for name, value in checked.items():
+        target = layout_name(name, layout)
+        if isinstance(target, tuple):
+            C = value.shape[0] // 3
+            for k, part in enumerate(target):
+                out[part] = value[k * C:(k + 1) * C]  # (C, C) or (C,)
+        else:
+            out[target] = value
+    if buffers and _BUFFERS[layout].saved:
+        out.update(derived_buffers(cfg, layout))
+    return out

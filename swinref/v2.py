@@ -1,0 +1,789 @@
+"""Swin Transformer V2 (Liu et al. 2022, arXiv:2111.09883): config, params and forward pass.
+
+What changes from V1, one function each below:
+
+- res-post-norm blocks: ``x = x + norm1(attn(x))``, then ``x = x + norm2(mlp(x))``;
+- scaled cosine attention: ``normalize(q) @ normalize(k)^T * exp(min(logit_scale, log(100)))``
+  with a learned per-head ``logit_scale`` (nH, 1, 1), and no ``d ** -0.5``;
+- q and v biases, the k bias fixed at zero;
+- a continuous position bias: a small MLP (``cpb_mlp``) maps log-spaced relative coordinates to
+  per-head biases, ``16 * sigmoid(.)``, instead of V1's learned table;
+- patch merging reduces first and normalises after: Linear(4C -> 2C), then LayerNorm(2C).
+
+Behaviour follows timm's ``swin_transformer_v2.py`` (which matches the official code on released
+configs); ``SwinV2Config.semantics`` selects torchvision's or transformers' variant where they
+differ (docs/v2.md). Window partition, shift and mask come from :mod:`swinref.windows`; the
+numerics from :mod:`swinref.numerics`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import backend
+from .model import Scope, check_params, head, patch_embed
+from .numerics import gelu, layer_norm, linear, softmax
+from .weights import WeightsError
+from .windows import (
+    clamp_window,
+    cyclic_shift,
+    pad_bottom_right,
+    relative_position_index,
+    shift_mask,
+    window_partition,
+    window_reverse,
+)
+
+LN_EPS = 1e-5  # every LayerNorm of every V2 port (PyTorch default)
+NORMALIZE_EPS = 1e-12  # F.normalize: x / max(||x||, eps), so a zero vector maps to 0, not NaN
+LOGIT_SCALE_MAX = math.log(1.0 / 0.01)  # timm and the official code clamp at log(1 / 0.01) = log(100)
+CPB_HIDDEN = 512  # cpb_mlp: Linear(2, 512) -> ReLU -> Linear(512, nH, bias=False)
+SEMANTICS = ("timm", "torchvision", "hf")
+
+
+def _pair(v: Any, name: str) -> tuple[int, int]:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return (v, v)
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, int) for i in v):
+        return (int(v[0]), int(v[1]))
+    raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+
+
+# ----- config --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SwinV2Config:
+    """A Swin Transformer V2 classifier (or backbone with ``num_classes=0``).
+
+    Field names are those of timm's ``SwinTransformerV2`` constructor, so ``SwinV2Config(**kw)``
+    takes timm's keyword arguments. Defaults describe ``swinv2_tiny_window8_256``.
+    """
+
+    version: ClassVar[int] = 2  # SwinConfig is version 1; swinref.forward dispatches on this
+
+    img_size: int | tuple[int, int] = 256  # input H, W; the forward checks the input against it
+    patch_size: int = 4
+    in_chans: int = 3
+    num_classes: int = 1000  # 0: no head, the forward returns pooled features
+    embed_dim: int = 96  # C of stage 1; stage i has C * 2**i
+    depths: tuple[int, ...] = (2, 2, 6, 2)
+    num_heads: tuple[int, ...] = (3, 6, 12, 24)
+    window_size: int | tuple[int, int] = 8
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True  # q_bias and v_bias; k never has a bias
+    # window of the pre-training run per stage, 0 for "same as window_size": the continuous
+    # position bias divides coordinates by it, so a model fine-tuned at a larger window keeps the
+    # pre-training scale. None means 0 for every stage (timm's default (0, 0, 0, 0)).
+    pretrained_window_sizes: tuple[int | tuple[int, int], ...] | None = None
+    # whose forward to reproduce where the ports differ: "timm" (= official on released configs),
+    # "torchvision" (pad then roll, no window clamp) or "hf" (transformers: pad then roll, shift
+    # mask added twice). Not a timm argument.
+    semantics: str = "timm"
+
+    def __post_init__(self):
+        object.__setattr__(self, "depths", tuple(self.depths))
+        object.__setattr__(self, "num_heads", tuple(self.num_heads))
+        for name in ("img_size", "window_size"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        pws = self.pretrained_window_sizes
+        if pws is None:
+            pws = (0,) * len(self.depths)
+        object.__setattr__(self, "pretrained_window_sizes",
+                           tuple(tuple(p) if isinstance(p, list) else p for p in pws))
+        self.validate()
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        return _pair(self.img_size, "img_size")
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return _pair(self.window_size, "window_size")
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.depths)
+
+    def stage_dim(self, i: int) -> int:
+        """Channels C of stage i."""
+        return self.embed_dim * 2**i
+
+    @property
+    def num_features(self) -> int:
+        return self.stage_dim(self.num_stages - 1)
+
+    def mlp_hidden(self, i: int) -> int:
+        return int(self.stage_dim(i) * self.mlp_ratio)
+
+    def pretrained_window(self, i: int) -> tuple[int, int]:
+        """Pre-training window of stage i, (0, 0) when there was none."""
+        return _pair(self.pretrained_window_sizes[i], f"pretrained_window_sizes[{i}]")
+
+    def validate(self) -> None:
+        problems = []
+        for name in ("img_size", "window_size"):
+            try:
+                if min(_pair(getattr(self, name), name)) < 1:
+                    problems.append(f"{name} must be >= 1, got {getattr(self, name)!r}")
+            except ValueError as e:
+                problems.append(str(e))
+        for name in ("patch_size", "in_chans", "embed_dim"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                problems.append(f"{name} must be a positive int, got {v!r}")
+        if not problems:
+            H, W = self.image_hw
+            if H % self.patch_size or W % self.patch_size:
+                problems.append(f"img_size {H}x{W} is not a multiple of patch_size {self.patch_size}")
+        n = self.num_classes
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            problems.append(f"num_classes must be an int >= 0, got {self.num_classes!r}")
+        if not self.depths:
+            problems.append("depths must name at least one stage")
+        if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.depths):
+            problems.append(f"every depth must be a positive int, got {self.depths!r}")
+        if len(self.num_heads) != len(self.depths):
+            problems.append(f"depths has {len(self.depths)} stages but num_heads has "
+                            f"{len(self.num_heads)}: give one head count per stage")
+        elif isinstance(self.embed_dim, int) and not isinstance(self.embed_dim, bool):
+            for i, h in enumerate(self.num_heads):
+                if isinstance(h, bool) or not isinstance(h, int) or h < 1:
+                    problems.append(f"num_heads[{i}] must be a positive int, got {h!r}")
+                elif self.stage_dim(i) % h:
+                    problems.append(f"stage {i} width {self.stage_dim(i)} is not divisible by "
+                                    f"num_heads[{i}] = {h}")
+        if len(self.pretrained_window_sizes) != len(self.depths):
+            problems.append(f"pretrained_window_sizes has {len(self.pretrained_window_sizes)} entries "
+                            f"for {len(self.depths)} stages: give one per stage (0 = none)")
+        for i, p in enumerate(self.pretrained_window_sizes):
+            try:
+                pw = _pair(p, f"pretrained_window_sizes[{i}]")
+                if min(pw) < 0 or (min(pw) == 0) != (max(pw) == 0):
+                    problems.append(f"pretrained_window_sizes[{i}] must be 0 or >= 1 on both axes, got {p!r}")
+            except ValueError as e:
+                problems.append(str(e))
+        if not self.mlp_ratio > 0:
+            problems.append(f"mlp_ratio must be > 0, got {self.mlp_ratio!r}")
+        if self.semantics not in SEMANTICS:
+            problems.append(f"semantics must be one of {', '.join(SEMANTICS)}, got {self.semantics!r}")
+        elif self.semantics == "hf" and not problems and self.window[0] != self.window[1]:
+            problems.append(f"semantics='hf' needs a square window (transformers takes one int), "
+                            f"got {self.window_size!r}")
+        if problems:
+            raise ValueError("invalid SwinV2Config:\n  - " + "\n  - ".join(problems))
+
+    @classmethod
+    def named(cls, name: str, **overrides: Any) -> "SwinV2Config":
+        """A released model's config by timm name, e.g. ``SwinV2Config.named("swinv2_tiny_window8_256")``."""
+        if name not in MODEL_ZOO_V2:
+            valid = ", ".join(sorted(MODEL_ZOO_V2))
+            raise ValueError(f"unknown Swin V2 model {name!r}; expected one of: {valid}")
+        return cls(**{**MODEL_ZOO_V2[name], **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+_T = dict(embed_dim=96, num_heads=(3, 6, 12, 24))
+_B = dict(embed_dim=128, num_heads=(4, 8, 16, 32))
+_L = dict(embed_dim=192, num_heads=(6, 12, 24, 48))
+_DEEP = (2, 2, 18, 2)
+_FT = (12, 12, 12, 6)  # pre-trained at 192 with window 12: the last stage (6x6) clamped to 6
+# timm 1.0.31 registrations (swin_transformer_v2.py); img_size and num_classes from their default
+# pretrained cfgs (input_size, num_classes), which timm.create_model passes to the constructor.
+MODEL_ZOO_V2: dict[str, dict[str, Any]] = {
+    "swinv2_tiny_window8_256": dict(**_T, depths=(2, 2, 6, 2), window_size=8),
+    "swinv2_tiny_window16_256": dict(**_T, depths=(2, 2, 6, 2), window_size=16),
+    "swinv2_small_window8_256": dict(**_T, depths=_DEEP, window_size=8),
+    "swinv2_small_window16_256": dict(**_T, depths=_DEEP, window_size=16),
+    "swinv2_base_window8_256": dict(**_B, depths=_DEEP, window_size=8),
+    "swinv2_base_window16_256": dict(**_B, depths=_DEEP, window_size=16),
+    "swinv2_base_window12_192": dict(**_B, depths=_DEEP, window_size=12, img_size=192, num_classes=21841),
+    "swinv2_base_window12to16_192to256": dict(**_B, depths=_DEEP, window_size=16,
+                                              pretrained_window_sizes=_FT),
+    "swinv2_base_window12to24_192to384": dict(**_B, depths=_DEEP, window_size=24, img_size=384,
+                                              pretrained_window_sizes=_FT),
+    "swinv2_large_window12_192": dict(**_L, depths=_DEEP, window_size=12, img_size=192, num_classes=21841),
+    "swinv2_large_window12to16_192to256": dict(**_L, depths=_DEEP, window_size=16,
+                                               pretrained_window_sizes=_FT),
+    "swinv2_large_window12to24_192to384": dict(**_L, depths=_DEEP, window_size=24, img_size=384,
+                                               pretrained_window_sizes=_FT),
+}
+
+
+# ----- geometry caches -----------------------------------------------------------------------
+# Coordinate tables, indices and masks depend only on window, shift, grid, backend, device and
+# dtype; they are built once per combination.
+_CACHE: dict[tuple, Any] = {}
+
+
+def _cached(key: tuple, build):
+    value = _CACHE.get(key)
+    if value is None:
+        value = _CACHE[key] = build()
+    return value
+
+
+def clear_caches() -> None:
+    """Drop every cached table, index and mask (they are rebuilt on demand)."""
+    _CACHE.clear()
+
+
+# ----- components ----------------------------------------------------------------------------
+def l2_normalize(x, *, eps: float = NORMALIZE_EPS, xp):
+    """``x / max(||x||, eps)`` over the last axis (PyTorch ``F.normalize``). x: (..., d).
+
+    A zero vector maps to zeros, not NaN: padded tokens have k = 0 (the k bias is zero), so the
+    plain ``x / ||x||`` would poison every window that holds padding.
+    """
+    norm = xp.sqrt(xp.sum(x * x, axis=-1, keepdims=True))  # (..., 1)
+    return x / xp.maximum(norm, xp.asarray(eps, dtype=x.dtype, device=x.device))
+
+
+def relative_coords_table(window: tuple[int, int], pretrained_window: tuple[int, int] = (0, 0), *,
+                          xp, device=None):
+    """Log-spaced relative coordinates fed to the cpb MLP: ((2Mh-1)*(2Mw-1), 2) float32.
+
+    Row (dh, dw), dh in [-(Mh-1), Mh-1] row-major, holds ``f(dh / D_h), f(dw / D_w)`` with
+    ``f(t) = sign(8t) * log2(|8t| + 1) / log2(8)``; D is ``pretrained_window - 1`` when a
+    pre-training window is given, else ``window - 1``; timm uses max(D, 1) so a window of 1 gives
+    the single coordinate 0 (torchvision divides by zero there).
+
+    Built in float32 like every port (their buffer is float32 and only later cast with the model),
+    so the float64 forward sees the same rounded coordinates. The float32 steps are IEEE-exact;
+    log2 is taken in float64 and rounded, which reproduces PyTorch's float32 log2 bit for bit on
+    all windows up to 48 (NumPy's float32 log2 does not).
+    """
+    Mh, Mw = window
+    ref = pretrained_window if pretrained_window[0] > 0 else window
+    f32 = xp.float32
+    dh = xp.arange(-(Mh - 1), Mh, dtype=f32, device=device) / float(max(ref[0] - 1, 1))
+    dw = xp.arange(-(Mw - 1), Mw, dtype=f32, device=device) / float(max(ref[1] - 1, 1))
+    gh, gw = xp.meshgrid(dh, dw, indexing="ij")  # (2Mh-1, 2Mw-1) each
+    t = xp.stack([xp.reshape(gh, (-1,)), xp.reshape(gw, (-1,))], axis=-1) * 8.0  # (T, 2) in [-8, 8]
+    log = xp.astype(xp.log2(xp.astype(xp.abs(t) + 1.0, xp.float64)), f32)
+    return xp.sign(t) * log / 3.0  # log2(8) == 3
+
+
+def continuous_position_bias(p: Mapping[str, Any], coords, index, *, num_heads: int, xp):
+    """Per-head position bias from the cpb MLP: (nH, N, N), values in (0, 16).
+
+    p: ``cpb_mlp.0.weight`` (512, 2), ``cpb_mlp.0.bias`` (512,), ``cpb_mlp.2.weight`` (nH, 512);
+    coords: ((2Mh-1)*(2Mw-1), 2) from :func:`relative_coords_table`, in the params' dtype;
+    index: (N, N) from :func:`swinref.windows.relative_position_index`.
+    """
+    N = index.shape[0]
+    hidden = linear(coords, p["cpb_mlp.0.weight"], p["cpb_mlp.0.bias"], xp=xp)  # (T, 512)
+    hidden = xp.maximum(hidden, xp.zeros_like(hidden))  # ReLU
+    table = linear(hidden, p["cpb_mlp.2.weight"], None, xp=xp)  # (T, nH)
+    bias = xp.take(table, xp.reshape(index, (-1,)), axis=0)  # (N*N, nH)
+    bias = xp.permute_dims(xp.reshape(bias, (N, N, num_heads)), (2, 0, 1))  # (nH, N, N)
+    return 16.0 / (1.0 + xp.exp(-bias))  # 16 * sigmoid
+
+
+def logit_scale(p: Mapping[str, Any], *, xp):
+    """exp(min(logit_scale, log(100))): the per-head temperature, (nH, 1, 1), at most 100."""
+    s = p["logit_scale"]
+    return xp.exp(xp.minimum(s, xp.asarray(LOGIT_SCALE_MAX, dtype=s.dtype, device=s.device)))
+
+
+def window_attention(p: Mapping[str, Any], x, *, num_heads: int, window: tuple[int, int],
+                     pretrained_window: tuple[int, int] = (0, 0), mask=None,
+                     mask_repeats: int = 1, xp):
+    """Scaled cosine attention inside each window, with the continuous position bias.
+
+    x: (B*nW, N, C); mask: None or (nW, N, N), added ``mask_repeats`` times (transformers adds
+    it twice) per window, broadcast over batch and heads. p: ``qkv.weight`` (3C, C), ``q_bias``
+    and ``v_bias`` (C,) or both absent, ``logit_scale`` (nH, 1, 1), ``cpb_mlp.*``,
+    ``proj.weight`` (C, C), ``proj.bias``. Returns (B*nW, N, C).
+    """
+    B_, N, C = x.shape
+    nH = num_heads
+    d = C // nH
+    bias = None
+    if "q_bias" in p:  # the k bias is a zero buffer (timm), not a parameter
+        bias = xp.concat([p["q_bias"], xp.zeros_like(p["q_bias"]), p["v_bias"]])  # (3C,)
+    qkv = linear(xp.reshape(x, (B_ * N, C)), p["qkv.weight"], bias, xp=xp)  # (B_*N, 3C)
+    qkv = xp.permute_dims(xp.reshape(qkv, (B_, N, 3, nH, d)), (2, 0, 3, 1, 4))  # (3, B_, nH, N, d)
+    q, k, v = qkv[0, ...], qkv[1, ...], qkv[2, ...]
+    attn = xp.matmul(l2_normalize(q, xp=xp), xp.matrix_transpose(l2_normalize(k, xp=xp)))  # (B_, nH, N, N)
+    attn = attn * logit_scale(p, xp=xp)
+
+    dev = x.device
+    key = ("cpb", backend.backend_name(xp), repr(dev), str(x.dtype), tuple(window), tuple(pretrained_window))
+    coords = _cached(key, lambda: xp.astype(
+        relative_coords_table(window, pretrained_window, xp=xp, device=dev), x.dtype))  # (T, 2)
+    index = _cached(("index", backend.backend_name(xp), repr(dev), tuple(window)),
+                    lambda: relative_position_index(window, xp=xp, device=dev))
+    attn = attn + continuous_position_bias(p, coords, index, num_heads=nH, xp=xp)[None, ...]
+    if mask is not None:
+        nW = mask.shape[0]
+        attn = xp.reshape(attn, (B_ // nW, nW, nH, N, N))
+        for _ in range(mask_repeats):
+            attn = attn + mask[None, :, None, :, :]
+        attn = xp.reshape(attn, (B_, nH, N, N))
+    attn = softmax(attn, axis=-1, xp=xp)
+    out = xp.matmul(attn, v)  # (B_, nH, N, d)
+    out = xp.reshape(xp.permute_dims(out, (0, 2, 1, 3)), (B_ * N, C))  # heads back to channels
+    return xp.reshape(linear(out, p["proj.weight"], p["proj.bias"], xp=xp), (B_, N, C))
+
+
+def mlp(p: Mapping[str, Any], x, *, xp):
+    """fc1 -> exact GELU -> fc2 on tokens. x: (..., C); returns (..., C)."""
+    shape = x.shape
+    x = xp.reshape(x, (-1, shape[-1]))  # (tokens, C): one 2-D matmul, much faster than a stacked one
+    h = gelu(linear(x, p["fc1.weight"], p["fc1.bias"], xp=xp), xp=xp)  # (tokens, r*C)
+    return xp.reshape(linear(h, p["fc2.weight"], p["fc2.bias"], xp=xp), shape)
+
+
+@dataclass(frozen=True)
+class BlockGeometry:
+    """How one block windows its (H, W) grid: window, shift, and the order of pad and roll."""
+
+    window: tuple[int, int]
+    shift: tuple[int, int]
+    roll_first: bool  # timm rolls the unpadded grid, then pads; torchvision and transformers pad first
+    mask_repeats: int  # transformers adds the shift mask twice
+
+
+def block_geometry(resolution: tuple[int, int], cfg: SwinV2Config, *, stage: int,
+                   shifted: bool) -> BlockGeometry:
+    """Window and shift of a block at grid ``resolution`` (H, W), per ``cfg.semantics``.
+
+    timm: per axis, r <= M gives window r and shift 0. torchvision: the window is never clamped;
+    an axis whose padded length is <= M gets shift 0. transformers: the window is min(r, M) and
+    the shift 0 when r <= M, both decided on the first axis only and used for both (it takes one
+    int), with r = floor(grid / 2**stage) from the configured img_size.
+    """
+    M = cfg.window
+    target = (M[0] // 2, M[1] // 2) if shifted else (0, 0)
+    if cfg.semantics == "timm":
+        window, shift = clamp_window(resolution, M, target, rule="timm")
+        return BlockGeometry(window, shift, roll_first=True, mask_repeats=1)
+    if cfg.semantics == "torchvision":
+        padded = tuple(-(-r // m) * m for r, m in zip(resolution, M))
+        shift = tuple(0 if m >= p else s for m, p, s in zip(M, padded, target))
+        return BlockGeometry(M, shift, roll_first=False, mask_repeats=1)
+    grid = cfg.image_hw[0] // cfg.patch_size
+    r = grid // 2**stage  # transformers sizes its layers with floor division
+    m = min(r, M[0])
+    s = 0 if r <= m else target[0]
+    return BlockGeometry((m, m), (s, s), roll_first=False, mask_repeats=2)
+
+
+def swin_v2_block(p: Mapping[str, Any], x, *, num_heads: int, geometry: BlockGeometry,
+                  pretrained_window: tuple[int, int] = (0, 0), xp):
+    """One res-post-norm block: x + norm1((S)W-MSA(x)), then x + norm2(MLP(x)).
+
+    x: (B, H, W, C). Padded tokens are zeros; they take part in attention unmasked (every port).
+    Returns (B, H, W, C).
+    """
+    B, H, W, C = x.shape
+    (Mh, Mw), shift = geometry.window, geometry.shift
+    pad_h, pad_w = (-H) % Mh, (-W) % Mw
+    Hp, Wp = H + pad_h, W + pad_w
+    back = (-shift[0], -shift[1])
+    if geometry.roll_first:  # timm: roll the grid, then pad bottom/right
+        h = pad_bottom_right(cyclic_shift(x, back, xp=xp), pad_h, pad_w, xp=xp)  # (B, Hp, Wp, C)
+    else:  # torchvision, transformers: pad, then roll the padded grid
+        h = cyclic_shift(pad_bottom_right(x, pad_h, pad_w, xp=xp), back, xp=xp)  # (B, Hp, Wp, C)
+    mask = None
+    if any(shift):
+        key = ("mask", backend.backend_name(xp), repr(x.device), str(x.dtype), (Hp, Wp),
+               geometry.window, shift)
+        mask = _cached(key, lambda: shift_mask((Hp, Wp), geometry.window, shift, xp=xp,
+                                               dtype=x.dtype, device=x.device))
+    windows = window_partition(h, geometry.window, xp=xp)  # (B*nW, N, C)
+    windows = window_attention(Scope(p, "attn"), windows, num_heads=num_heads, window=geometry.window,
+                               pretrained_window=pretrained_window, mask=mask,
+                               mask_repeats=geometry.mask_repeats, xp=xp)
+    h = window_reverse(windows, geometry.window, Hp, Wp, xp=xp)  # (B, Hp, Wp, C)
+    if geometry.roll_first:
+        h = cyclic_shift(h[:, :H, :W, :], shift, xp=xp)  # (B, H, W, C)
+    else:
+        h = cyclic_shift(h, shift, xp=xp)[:, :H, :W, :]
+    x = x + layer_norm(h, p["norm1.weight"], p["norm1.bias"], eps=LN_EPS, xp=xp)  # post-norm
+    return x + layer_norm(mlp(Scope(p, "mlp"), x, xp=xp), p["norm2.weight"], p["norm2.bias"],
+                          eps=LN_EPS, xp=xp)
+
+
+def patch_merging(p: Mapping[str, Any], x, *, xp):
+    """2x2 space-to-depth, Linear(4C -> 2C, no bias), then LayerNorm(2C) (V2: reduce, then norm).
+
+    x: (B, H, W, C); odd H or W is zero-padded at the bottom/right first. Channel order of the 4C:
+    x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2] (row offset fastest, as in V1).
+    Returns (B, ceil(H/2), ceil(W/2), 2C).
+    """
+    B, H, W, C = x.shape
+    x = pad_bottom_right(x, H % 2, W % 2, xp=xp)
+    H2, W2 = (H + 1) // 2, (W + 1) // 2
+    x = xp.reshape(x, (B, H2, 2, W2, 2, C))  # (B, H/2, dh, W/2, dw, C)
+    x = xp.permute_dims(x, (0, 1, 3, 4, 2, 5))  # (B, H/2, W/2, dw, dh, C)
+    x = xp.reshape(x, (B * H2 * W2, 4 * C))
+    x = linear(x, p["reduction.weight"], None, xp=xp)  # (B*H/2*W/2, 2C)
+    x = layer_norm(x, p["norm.weight"], p["norm.bias"], eps=LN_EPS, xp=xp)
+    return xp.reshape(x, (B, H2, W2, x.shape[-1]))
+
+
+# ----- input checks --------------------------------------------------------------------------
+def check_input(x, cfg: SwinV2Config) -> None:
+    """Raise a clear error unless x is a float (B, in_chans, H, W) batch of cfg's img_size."""
+    if not isinstance(cfg, SwinV2Config):
+        raise TypeError(f"swinref.v2 needs a SwinV2Config, got {type(cfg).__name__}; "
+                        "Swin V1 configs go to swinref.forward")
+    xp = backend.namespace(x)
+    shape = tuple(x.shape)
+    H, W = cfg.image_hw
+    if len(shape) != 4:
+        raise ValueError(f"input must have rank 4, (B, {cfg.in_chans}, {H}, {W}); got shape {shape}")
+    if shape[1] != cfg.in_chans:
+        raise ValueError(f"input has {shape[1]} channels, config expects in_chans={cfg.in_chans}: "
+                         f"shape must be (B, {cfg.in_chans}, {H}, {W}), got {shape}")
+    if x.dtype not in (xp.float32, xp.float64):
+        raise TypeError(f"input dtype must be float32 or float64, got {x.dtype}")
+    if shape[0] < 1:
+        raise ValueError(f"input batch is empty: shape {shape}")
+    if tuple(shape[2:]) != (H, W):
+        raise ValueError(f"input size {shape[2]}x{shape[3]} does not match the config's img_size "
+                         f"{H}x{W}; expected shape (B, {cfg.in_chans}, {H}, {W})")
+
+
+def _check_param_names(params: Mapping[str, Any], cfg: SwinV2Config) -> None:
+    missing = [n for n in param_shapes(cfg) if n not in params]
+    if missing:
+        raise WeightsError(f"params lack {len(missing)} Swin V2 entries, e.g. {missing[:3]}; "
+                           "load them with swinref.v2.convert_state_dict(state_dict, cfg)")
+
+
+# ----- the whole model -----------------------------------------------------------------------
+def forward(params: Mapping[str, Any], x, cfg: SwinV2Config, *, return_intermediates: bool = False):
+    """Swin V2 forward pass.
+
+    params: mapping named like timm's ``SwinTransformerV2`` state dict (:func:`param_shapes`),
+    arrays in x's namespace, device and dtype. x: (B, in_chans, H, W), float32 or float64,
+    H x W = cfg.img_size. Returns logits (B, num_classes) (pooled features when num_classes == 0);
+    with ``return_intermediates`` returns ``(logits, intermediates)`` named as in V1 (timm module
+    names): ``patch_embed``, ``layers.{i}.downsample`` (i >= 1), ``layers.{i}.blocks.{j}``,
+    ``layers.{i}``, ``norm``, ``pre_logits``, ``logits``; all grids are (B, h, w, C).
+    """
+    check_input(x, cfg)
+    _check_param_names(params, cfg)
+    check_params(params, x)
+    xp = backend.namespace(x)
+    inter: dict[str, Any] = {}
+
+    h = patch_embed(Scope(params, "patch_embed"), x, patch_size=cfg.patch_size, patch_norm=True,
+                    xp=xp)  # (B, H/4, W/4, C)
+    inter["patch_embed"] = h
+    for i, depth in enumerate(cfg.depths):
+        stage = f"layers.{i}"
+        if i > 0:  # timm keeps the merge at the start of the next stage (official: end of stage)
+            h = patch_merging(Scope(params, f"{stage}.downsample"), h, xp=xp)
+            inter[f"{stage}.downsample"] = h
+        resolution = (h.shape[1], h.shape[2])
+        for j in range(depth):
+            geometry = block_geometry(resolution, cfg, stage=i, shifted=j % 2 == 1)
+            h = swin_v2_block(Scope(params, f"{stage}.blocks.{j}"), h, num_heads=cfg.num_heads[i],
+                              geometry=geometry, pretrained_window=cfg.pretrained_window(i), xp=xp)
+            inter[f"{stage}.blocks.{j}"] = h
+        inter[stage] = h
+    h = layer_norm(h, params["norm.weight"], params["norm.bias"], eps=LN_EPS, xp=xp)
+    inter["norm"] = h
+    pooled, logits = head(params, h, xp=xp)
+    inter["pre_logits"] = pooled
+    if logits is not None:
+        inter["logits"] = logits
+    out = pooled if logits is None else logits
+    return (out, inter) if return_intermediates else out
+
+
+# ----- parameters ----------------------------------------------------------------------------
+def param_shapes(cfg: SwinV2Config) -> dict[str, tuple[int, ...]]:
+    """Every parameter name (timm layout) and its shape, in timm's state-dict order."""
+    C0, P = cfg.embed_dim, cfg.patch_size
+    shapes: dict[str, tuple[int, ...]] = {
+        "patch_embed.proj.weight": (C0, cfg.in_chans, P, P),
+        "patch_embed.proj.bias": (C0,),
+        "patch_embed.norm.weight": (C0,),
+        "patch_embed.norm.bias": (C0,),
+    }
+    for i, depth in enumerate(cfg.depths):
+        C, nH, hidden = cfg.stage_dim(i), cfg.num_heads[i], cfg.mlp_hidden(i)
+        if i > 0:
+            shapes[f"layers.{i}.downsample.reduction.weight"] = (C, 2 * C)
+            shapes[f"layers.{i}.downsample.norm.weight"] = (C,)
+            shapes[f"layers.{i}.downsample.norm.bias"] = (C,)
+        for j in range(depth):
+            b = f"layers.{i}.blocks.{j}"
+            shapes[f"{b}.attn.logit_scale"] = (nH, 1, 1)
+            if cfg.qkv_bias:
+                shapes[f"{b}.attn.q_bias"] = (C,)
+                shapes[f"{b}.attn.v_bias"] = (C,)
+            shapes[f"{b}.attn.cpb_mlp.0.weight"] = (CPB_HIDDEN, 2)
+            shapes[f"{b}.attn.cpb_mlp.0.bias"] = (CPB_HIDDEN,)
+            shapes[f"{b}.attn.cpb_mlp.2.weight"] = (nH, CPB_HIDDEN)
+            shapes[f"{b}.attn.qkv.weight"] = (3 * C, C)
+            shapes[f"{b}.attn.proj.weight"] = (C, C)
+            shapes[f"{b}.attn.proj.bias"] = (C,)
+            shapes[f"{b}.norm1.weight"] = (C,)
+            shapes[f"{b}.norm1.bias"] = (C,)
+            shapes[f"{b}.mlp.fc1.weight"] = (hidden, C)
+            shapes[f"{b}.mlp.fc1.bias"] = (hidden,)
+            shapes[f"{b}.mlp.fc2.weight"] = (C, hidden)
+            shapes[f"{b}.mlp.fc2.bias"] = (C,)
+            shapes[f"{b}.norm2.weight"] = (C,)
+            shapes[f"{b}.norm2.bias"] = (C,)
+    shapes["norm.weight"] = (cfg.num_features,)
+    shapes["norm.bias"] = (cfg.num_features,)
+    if cfg.num_classes:
+        shapes["head.fc.weight"] = (cfg.num_classes, cfg.num_features)
+        shapes["head.fc.bias"] = (cfg.num_classes,)
+    return shapes
+
+
+def count_params(cfg: SwinV2Config) -> int:
+    """Number of learned parameters (timm's ``sum(p.numel() for p in model.parameters())``)."""
+    return int(sum(math.prod(s) for s in param_shapes(cfg).values()))
+
+
+def _trunc_normal(rng: np.random.Generator, shape, std: float) -> np.ndarray:
+    # timm's trunc_normal_(std=.02) cuts at absolute +-2 (100 std): resample what falls outside
+    out = rng.normal(0.0, std, size=shape)
+    bad = np.abs(out) > 2.0
+    while bad.any():
+        out[bad] = rng.normal(0.0, std, size=int(bad.sum()))
+        bad = np.abs(out) > 2.0
+    return out
+
+
+def init_params(cfg: SwinV2Config, *, seed: int = 0, dtype: str = "float64",
+                scheme: str = "timm") -> dict[str, np.ndarray]:
+    """Seeded params as NumPy arrays; the same seed gives the same bits.
+
+    scheme "timm": timm's initialisation. Linear and conv weights truncated normal (std 0.02),
+    biases 0, LayerNorms 1/0, logit_scale log(10), and every block's norm1/norm2 weight *and* bias
+    0 (res-post-norm init), so each block starts as the identity.
+    scheme "random": every entry non-trivial, for tests and measurements: weights
+    N(0, 1/fan_in), biases N(0, 0.1^2), LayerNorm weight 1 + N(0, 0.1^2), logit_scale uniform in
+    [log 2, log 200] so some heads exceed the clamp at log 100.
+    """
+    if scheme not in ("timm", "random"):
+        raise ValueError(f"scheme must be 'timm' or 'random', got {scheme!r}")
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in param_shapes(cfg).items():
+        leaf = name.rsplit(".", 1)[-1]
+        is_norm = ".norm" in name or name.startswith("norm.")
+        post_norm = ".norm1." in name or ".norm2." in name
+        if name.endswith("logit_scale"):
+            value = (np.full(shape, math.log(10.0)) if scheme == "timm"
+                     else rng.uniform(math.log(2.0), math.log(200.0), size=shape))
+        elif scheme == "timm":
+            if is_norm and leaf == "weight":
+                value = np.zeros(shape) if post_norm else np.ones(shape)
+            elif leaf == "bias" or name.endswith(("q_bias", "v_bias")):
+                value = np.zeros(shape)
+            else:
+                value = _trunc_normal(rng, shape, 0.02)
+        elif is_norm and leaf == "weight":
+            value = 1.0 + 0.1 * rng.normal(size=shape)
+        elif leaf == "bias" or name.endswith(("q_bias", "v_bias")):
+            value = 0.1 * rng.normal(size=shape)
+        else:
+            fan_in = math.prod(shape[1:])
+            value = rng.normal(size=shape) / math.sqrt(fan_in)
+        params[name] = value.astype(dtype)
+    return params
+
+
+# ----- state-dict layouts --------------------------------------------------------------------
+SOURCES = ("timm", "official", "torchvision", "hf", "auto")
+# Buffers some layouts store; they follow from the config and are not loaded.
+_DERIVED = ("relative_position_index", "relative_coords_table", "attn_mask", "k_bias")
+
+
+def detect_source(state_dict: Mapping[str, Any]) -> str:
+    """Guess a V2 state dict's layout from its names: torchvision, hf, official or timm."""
+    names = set(state_dict)
+    if "features.0.0.weight" in names:
+        return "torchvision"
+    if any(n.startswith(("swinv2.", "embeddings.patch_embeddings.")) for n in names):
+        return "hf"
+    if "layers.0.downsample.reduction.weight" in names:  # merge at the end of stage 0
+        return "official"
+    return "timm"
+
+
+def _from_official(name: str) -> str:
+    parts = name.split(".")
+    if len(parts) > 2 and parts[0] == "layers" and parts[2] == "downsample":
+        parts[1] = str(int(parts[1]) + 1)  # official merges at the end of stage i, timm at the start of i+1
+        return ".".join(parts)
+    if name.startswith("head."):
+        return "head.fc." + name[len("head."):]
+    return name
+
+
+_TV_BLOCK = {"mlp.0.": "mlp.fc1.", "mlp.3.": "mlp.fc2."}
+
+
+def _from_torchvision(name: str, value: np.ndarray, out: dict[str, np.ndarray]) -> None:
+    parts = name.split(".")
+    stem = {"0": "patch_embed.proj.", "2": "patch_embed.norm."}
+    if parts[0] == "features" and parts[1] == "0" and parts[2] in stem:  # conv, permute, norm
+        out[stem[parts[2]] + ".".join(parts[3:])] = value
+        return
+    if parts[0] != "features" or not parts[1].isdigit() or parts[1] == "0":
+        out["head.fc." + name[5:] if name.startswith("head.") else name] = value
+        return
+    if int(parts[1]) % 2 == 1:  # features.k, k odd: the blocks of stage (k - 1) / 2
+        prefix = f"layers.{(int(parts[1]) - 1) // 2}.blocks.{parts[2]}."
+        rest = ".".join(parts[3:])
+        if rest == "attn.qkv.bias":
+            C = value.shape[0] // 3
+            # torchvision zeroes the middle (k) third in every forward; what it stores there is unused
+            out[prefix + "attn.q_bias"] = value[:C]
+            out[prefix + "attn.v_bias"] = value[2 * C:]
+            return
+        for old, new in _TV_BLOCK.items():
+            if rest.startswith(old):
+                rest = new + rest[len(old):]
+        out[prefix + rest] = value
+        return
+    # merges at features.2, 4, 6 -> start of stage 1, 2, 3
+    out[f"layers.{int(parts[1]) // 2}.downsample." + ".".join(parts[2:])] = value
+
+
+_HF_BLOCK = {
+    "layernorm_before.": "norm1.",  # transformers applies it after attention despite the name
+    "layernorm_after.": "norm2.",
+    "attention.self.logit_scale": "attn.logit_scale",
+    "attention.self.continuous_position_bias_mlp.": "attn.cpb_mlp.",
+    "attention.self.query.bias": "attn.q_bias",
+    "attention.self.value.bias": "attn.v_bias",
+    "attention.output.dense.": "attn.proj.",
+    "intermediate.dense.": "mlp.fc1.",
+    "output.dense.": "mlp.fc2.",
+}
+_HF_TOP = {
+    "embeddings.patch_embeddings.projection.": "patch_embed.proj.",
+    "embeddings.norm.": "patch_embed.norm.",
+    "layernorm.": "norm.",
+    "classifier.": "head.fc.",
+}
+
+
+def _from_hf(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    qkv: dict[str, dict[str, np.ndarray]] = {}
+    for name, value in state_dict.items():
+        name = name[len("swinv2."):] if name.startswith("swinv2.") else name
+        parts = name.split(".")
+        if name.startswith("encoder.layers.") and len(parts) > 5 and parts[3] == "blocks":
+            prefix = f"layers.{parts[2]}.blocks.{parts[4]}."
+            rest = ".".join(parts[5:])
+            if rest in ("attention.self.query.weight", "attention.self.key.weight",
+                        "attention.self.value.weight"):
+                qkv.setdefault(prefix, {})[parts[7]] = value
+                continue
+            for old, new in _HF_BLOCK.items():
+                if rest.startswith(old):
+                    rest = new + rest[len(old):]
+                    break
+            out[prefix + rest] = value
+        elif name.startswith("encoder.layers.") and len(parts) > 4 and parts[3] == "downsample":
+            out[f"layers.{int(parts[2]) + 1}.downsample." + ".".join(parts[4:])] = value
+        else:
+            for old, new in _HF_TOP.items():
+                if name.startswith(old):
+                    name = new + name[len(old):]
+                    break
+            out[name] = value
+    for prefix, parts in qkv.items():
+        if set(parts) == {"query", "key", "value"}:  # q, k, v are the row blocks of timm's fused qkv
+            out[prefix + "attn.qkv.weight"] = np.concatenate([parts["query"], parts["key"], parts["value"]])
+        else:
+            incomplete = f"{prefix}attn.{{}}.weight (transformers, no full query/key/value set)"
+            out.update({incomplete.format(k): v for k, v in parts.items()})
+    return out
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # torch tensors: leave autograd and the device behind
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+        return value.numpy()
+    return backend.to_numpy(value)
+
+
+def to_timm_names(state_dict: Mapping[str, Any], source: str = "auto") -> dict[str, np.ndarray]:
+    """Rename a V2 state dict of any supported layout to timm's names (derived buffers dropped)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    if source == "auto":
+        source = detect_source(state_dict)
+    arrays = {n: _to_numpy(v) for n, v in state_dict.items()
+              if n.rsplit(".", 1)[-1] not in _DERIVED}
+    if source == "timm":
+        return arrays
+    if source == "official":
+        return {_from_official(n): v for n, v in arrays.items()}
+    if source == "hf":
+        return _from_hf(arrays)
+    out: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        _from_torchvision(name, value, out)
+    return out
+
+
+def convert_state_dict(state_dict: Mapping[str, Any], cfg: SwinV2Config, *, source: str = "auto",
+                       dtype: str | None = None) -> dict[str, np.ndarray]:
+    """Check a Swin V2 state dict against ``cfg`` and return params (NumPy arrays, timm names).
+
+    source: "timm", "official" (microsoft/Swin-Transformer: merges at the end of a stage, ``head``),
+    "torchvision" (``features.*``; the fused qkv bias is split into q_bias and v_bias and its
+    middle third, which torchvision zeroes in forward, dropped), "hf" (transformers ``Swinv2*``;
+    query/key/value fused into qkv) or "auto" (guessed from the names).
+    dtype: None keeps the stored dtype; "float32"/"float64" cast explicitly.
+    Raises :class:`swinref.WeightsError` listing every missing, unexpected and mis-shaped entry.
+    """
+    if dtype not in (None, "float32", "float64"):
+        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+    if not isinstance(cfg, SwinV2Config):
+        raise TypeError(f"swinref.v2.convert_state_dict needs a SwinV2Config, got {type(cfg).__name__}")
+    renamed = to_timm_names(state_dict, source)
+    expected = param_shapes(cfg)
+    params: dict[str, np.ndarray] = {}
+    unexpected, misshaped, wrong_kind = [], [], []
+    for name, array in renamed.items():
+        if name not in expected:
+            unexpected.append(name)
+        elif tuple(array.shape) != expected[name]:
+            misshaped.append(f"{name}: got {tuple(array.shape)}, expected {expected[name]}")
+        elif array.dtype.kind != "f":
+            wrong_kind.append(f"{name}: dtype {array.dtype}, expected a float dtype")
+        else:
+            params[name] = array.astype(dtype) if dtype else array
+    missing = [n for n in expected if n not in renamed]
+    if missing or unexpected or misshaped or wrong_kind:
+        lines = [f"state dict does not match the Swin V2 config (embed_dim={cfg.embed_dim}, "
+                 f"depths={cfg.depths}, num_heads={cfg.num_heads}, window_size={cfg.window_size}, "
+                 f"num_classes={cfg.num_classes}):"]
+        if any(n.endswith("relative_position_bias_table") for n in unexpected):
+            lines.append("  it looks like a Swin V1 state dict (relative_position_bias_table, no "
+                         "logit_scale / cpb_mlp): use swinref.SwinConfig and swinref.convert_state_dict")
+        for title, items in (("missing", missing), ("unexpected", unexpected),
+                             ("mis-shaped", misshaped), ("wrong dtype", wrong_kind)):
+            if items:
+                lines.append(f"  {title} ({len(items)}):")
+                lines.extend(f"    {item}" for item in items)
+        raise WeightsError("\n".join(lines))
+    return {n: params[n] for n in expected}
