@@ -296,6 +296,11 @@ def check_params(params: Mapping[str, Any], x) -> None:
                 f"parameter {name!r} is not in the input's array namespace ({backend.backend_name(xp)}); "
                 "move the params with swinref.to_namespace(params, xp)"
             ) from e
+        if value.device != x.device:
+            raise ValueError(
+                f"parameter {name!r} is on device {value.device} but the input is on {x.device}; "
+                "move the params with swinref.to_namespace(params, xp, device=...)"
+            )
         if value.dtype != x.dtype:
             raise TypeError(
                 f"parameter {name!r} is {value.dtype} but the input is {x.dtype}; swinref never "
@@ -319,9 +324,14 @@ def check_param_shapes(params: Mapping[str, Any], cfg: SwinConfig, *, backbone: 
             missing.append(name)
         elif tuple(params[name].shape) != shape:
             misshaped.append(f"{name}: got {tuple(params[name].shape)}, expected {shape}")
-    if missing or misshaped:
+    # a model parameter the config does not use (say qkv.bias with qkv_bias=False) would otherwise
+    # be used or ignored silently
+    model_prefixes = ("patch_embed.", "layers.", "norm.", "head.")
+    unexpected = [n for n in params if n.startswith(model_prefixes) and n not in expected
+                  and not (backbone and n.startswith(("norm.", "head.")))]
+    if missing or misshaped or unexpected:
         lines = ["params do not match the config (build them with swinref.convert_state_dict):"]
-        for title, items in (("missing", missing), ("mis-shaped", misshaped)):
+        for title, items in (("missing", missing), ("mis-shaped", misshaped), ("unexpected", unexpected)):
             if items:
                 lines.append(f"  {title} ({len(items)}):")
                 lines.extend(f"    {item}" for item in items)

@@ -120,10 +120,11 @@ def _to_numpy(value: Any) -> np.ndarray:
 def _check_derived(name: str, value: np.ndarray, cfg: SwinConfig) -> str | None:
     """A stored index buffer must equal the one the config implies; masks are only shape-checked."""
     if name.endswith("relative_position_index"):
+        from .backend import get_namespace
         from .model import table_window
         from .windows import relative_position_index
-        import array_api_compat.numpy as xp
 
+        xp = get_namespace("numpy")
         parts = name.split(".")  # layers.{i}.blocks.{j}.attn.relative_position_index
         window = table_window(cfg, int(parts[1])) if parts[0] == "layers" else cfg.window
         expected = np.asarray(relative_position_index(window, xp=xp))
@@ -147,6 +148,13 @@ def convert_state_dict(state_dict: Mapping[str, Any], cfg: SwinConfig, *, source
     """
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a mapping of names to arrays, got {type(state_dict).__name__}")
+    if getattr(cfg, "version", 1) == 2:  # a SwinV2Config: V2 names and layouts live in swinref/v2.py
+        from .v2 import convert_state_dict as convert_v2
+
+        return convert_v2(state_dict, cfg, source=source, dtype=dtype)
+    if not isinstance(cfg, SwinConfig):
+        raise TypeError(f"cfg must be a SwinConfig or SwinV2Config, got {type(cfg).__name__} "
+                        "(Video Swin weights: swinref.video.convert_state_dict)")
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     if dtype not in (None, "float32", "float64"):
