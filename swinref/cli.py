@@ -12,6 +12,8 @@ COMMAND_MODULES = (
     "swinref.golden",
     "swinref.flops",
     "swinref.crosscheck",
+    "swinref.vectors",
+    "swinref.show",
 )
 
 

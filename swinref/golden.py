@@ -447,6 +447,10 @@ def _human_size(n: int) -> str:
 
 
 def _cmd_golden(args: argparse.Namespace) -> int:
+    if args.images is not None:  # a whole image set into a store: swinref/goldenset.py
+        from .goldenset import cmd_golden_images
+
+        return cmd_golden_images(args)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -511,6 +515,10 @@ def _fmt(v: float | None) -> str:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    if os.path.isdir(args.a) and os.path.isdir(args.b):  # two golden set stores: swinref/goldenset.py
+        from .goldenset import cmd_compare_stores
+
+        return cmd_compare_stores(args)
     from rich.table import Table
 
     a, b = read_golden(args.a), read_golden(args.b)
@@ -570,6 +578,9 @@ def register(sub) -> None:
     p.add_argument("--no-intermediates", action="store_true", help="store only the input and the logits")
     p.add_argument("--out", metavar="FILE", default=None,
                    help="output path (default golden_MODEL.safetensors)")
+    from .goldenset import add_compare_arguments, add_image_arguments
+
+    add_image_arguments(p)
     p.set_defaults(func=_cmd_golden)
 
     c = sub.add_parser(
@@ -582,4 +593,5 @@ def register(sub) -> None:
     c.add_argument("b", metavar="B", help="golden file to check against A")
     c.add_argument("--atol", type=float, default=None, help="absolute tolerance (default by dtype)")
     c.add_argument("--rtol", type=float, default=None, help="relative tolerance (default 0)")
+    add_compare_arguments(c)
     c.set_defaults(func=_cmd_compare)

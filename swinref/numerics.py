@@ -186,6 +186,12 @@ def softmax(x, *, axis: int = -1, xp):
 
 
 def linear(x, weight, bias=None, *, xp):
-    """``x @ weight.T + bias`` (PyTorch ``nn.Linear``). x: (..., Cin); weight: (Cout, Cin)."""
-    y = xp.matmul(x, xp.matrix_transpose(weight))  # (..., Cout)
+    """``x @ weight.T + bias`` (PyTorch ``nn.Linear``). x: (..., Cin); weight: (Cout, Cin).
+
+    The leading axes are flattened first: one 2-D product instead of a stack of small ones
+    (NumPy loops over the stack), the same arithmetic per output element.
+    """
+    *lead, Cin = x.shape
+    y = xp.matmul(xp.reshape(x, (-1, Cin)), xp.matrix_transpose(weight))  # (prod(lead), Cout)
+    y = xp.reshape(y, (*lead, weight.shape[0]))  # (..., Cout)
     return y if bias is None else y + bias

@@ -274,3 +274,10 @@ def sized_models(draw, *, semantics=("timm", "torchvision", "hf", "detection"), 
     cfg = SwinConfig(img_size=img, embed_dim=4, depths=(2, 2), num_heads=(1, 2), window_size=window,
                      num_classes=3, semantics=sem, strict_img_size=False)
     return SizedModel(cfg, (H, W))
+
+
+# ----- image sets ----------------------------------------------------------------------------
+def image_sizes(min_side: int = 1, max_side: int = 80):
+    """(width, height) of a decoded image, from a single pixel to larger than the 32 x 32 crop."""
+    side = st.integers(min_side, max_side)
+    return st.tuples(side, side)

@@ -1,0 +1,451 @@
+"""Property checks for a Python-callable Swin port, function by function.
+
+A port hands over the functions it has through thin adapters that take and return NumPy arrays
+(the adapter converts to and from the port's framework), and :func:`check_port` runs the same
+hypothesis properties as swinref's own suite plus golden comparisons against swinref on each:
+
+=========================  =======================================================================
+``window_partition``       ``(x (B, H, W, C), window (Mh, Mw)) -> (B*nW, N, C)``
+``window_reverse``         ``(windows (B*nW, N, C), window, H, W) -> (B, H, W, C)``
+``shift_mask``             ``(H, W, window, shift (sh, sw)) -> (nW, N, N)`` additive mask
+``relative_position_index````(window) -> (N, N)`` integer index into the bias table
+``relative_position_bias`` ``(table ((2Mh-1)(2Mw-1), nH), window) -> (nH, N, N)``
+``window_attention``       ``(x (B*nW, N, C), params, num_heads, window, mask (nW, N, N) or None)
+                           -> (B*nW, N, C)``; params named as timm's ``WindowAttention``
+``shifted_window_attention````(x (B, H, W, C), params, num_heads, window, shift) -> (B, H, W, C)``:
+                           roll by -shift, partition, masked attention, reverse, roll back
+=========================  =======================================================================
+
+Every failing check reports the smallest failing example hypothesis found, as a snippet that
+rebuilds the inputs and calls the port again. From pytest::
+
+    from swinref.conformance import Port, check_port
+
+    def test_my_port():
+        report = check_port(Port(name="mine", window_partition=my_partition), max_examples=50, seed=0)
+        assert report.passed, report.summary()
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from . import backend, model, windows
+
+FUNCTIONS = ("window_partition", "window_reverse", "shift_mask", "relative_position_index",
+             "relative_position_bias", "window_attention", "shifted_window_attention")
+
+
+@dataclass(frozen=True)
+class Port:
+    """The functions a port exposes, each an adapter over NumPy arrays (see the module docstring).
+
+    ``atol`` bounds the attention comparisons: 1e-10 suits a float64 port (both sides round at
+    about 1e-15 on these O(1) values); a float32 port needs about 1e-4.
+    """
+
+    name: str = "port"
+    window_partition: Callable | None = None
+    window_reverse: Callable | None = None
+    shift_mask: Callable | None = None
+    relative_position_index: Callable | None = None
+    relative_position_bias: Callable | None = None
+    window_attention: Callable | None = None
+    shifted_window_attention: Callable | None = None
+    atol: float = 1e-10
+
+    def provided(self) -> list[str]:
+        return [f for f in FUNCTIONS if getattr(self, f) is not None]
+
+
+class Case(NamedTuple):
+    """One example: a (B, H, W, C) grid of whole windows, a shift, heads, and a seed for the values."""
+
+    B: int
+    H: int
+    W: int
+    C: int
+    window: tuple[int, int]
+    shift: tuple[int, int] = (0, 0)
+    num_heads: int = 1
+    seed: int = 0
+
+    @property
+    def N(self) -> int:
+        return self.window[0] * self.window[1]
+
+    @property
+    def nW(self) -> int:
+        return (self.H // self.window[0]) * (self.W // self.window[1])
+
+
+# ----- inputs, rebuilt from a case (the snippets call these) ----------------------------------
+def example_grid(case: Case) -> np.ndarray:
+    """(B, H, W, C) float64 with all values distinct, so any misplaced value shows."""
+    n = case.B * case.H * case.W * case.C
+    values = np.random.default_rng(case.seed).permutation(n).astype(np.float64)
+    return values.reshape(case.B, case.H, case.W, case.C)
+
+
+def example_windows(case: Case) -> np.ndarray:
+    """(B*nW, N, C) float64 with all values distinct."""
+    return example_grid(case).reshape(case.B * case.nW, case.N, case.C)
+
+
+def example_table(case: Case) -> np.ndarray:
+    """((2Mh-1)(2Mw-1), nH) float64 bias table, unit normal."""
+    Mh, Mw = case.window
+    return np.random.default_rng(case.seed).standard_normal(((2 * Mh - 1) * (2 * Mw - 1), case.num_heads))
+
+
+def example_attention(case: Case) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(x (B*nW, N, C), params) float64 with O(1) values; params named as timm's WindowAttention."""
+    rng = np.random.default_rng(case.seed)
+    C, (Mh, Mw) = case.C, case.window
+    params = {
+        "qkv.weight": rng.standard_normal((3 * C, C)) / math.sqrt(C),
+        "qkv.bias": rng.standard_normal(3 * C),
+        "relative_position_bias_table": rng.standard_normal(((2 * Mh - 1) * (2 * Mw - 1), case.num_heads)),
+        "proj.weight": rng.standard_normal((C, C)) / math.sqrt(C),
+        "proj.bias": rng.standard_normal(C),
+    }
+    x = rng.standard_normal((case.B * case.nW, case.N, C))
+    return x, params
+
+
+# ----- references ------------------------------------------------------------------------------
+def _np():
+    return backend.get_namespace("numpy")
+
+
+def brute_force_mask(size: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> np.ndarray:
+    """(nW, N, N) mask from first principles: un-roll each token to where it sat before the shift
+    and label it by the side of each wrap it came from; 0 within a label, -100 across labels."""
+    H, W = size
+    (Mh, Mw), (sh, sw) = window, shift
+    i, j = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    labels = 2 * (((i + sh) % H) < sh) + (((j + sw) % W) < sw)  # rolling by -s brought (i+s, j+s) here
+    win = labels.reshape(H // Mh, Mh, W // Mw, Mw).transpose(0, 2, 1, 3).reshape(-1, Mh * Mw)
+    return np.where(win[:, :, None] == win[:, None, :], 0.0, windows.MASK_VALUE)
+
+
+def naive_index(window: tuple[int, int]) -> np.ndarray:
+    """(N, N) relative position index by its formula, tokens row-major in the window."""
+    Mh, Mw = window
+    h, w = np.divmod(np.arange(Mh * Mw), Mw)
+    return (h[:, None] - h[None, :] + Mh - 1) * (2 * Mw - 1) + (w[:, None] - w[None, :] + Mw - 1)
+
+
+def reference_shifted_attention(x, params, num_heads, window, shift) -> np.ndarray:
+    """swinref's roll -> partition -> masked attention -> reverse -> roll back, on a grid of whole windows."""
+    xp = _np()
+    B, H, W, C = x.shape
+    h = windows.cyclic_shift(x, (-shift[0], -shift[1]), xp=xp)
+    mask = windows.shift_mask((H, W), window, shift, xp=xp) if any(shift) else None
+    out = model.window_attention(params, windows.window_partition(h, window, xp=xp), num_heads=num_heads,
+                                 window=window, mask=mask, xp=xp)
+    return windows.cyclic_shift(windows.window_reverse(out, window, H, W, xp=xp), shift, xp=xp)
+
+
+# ----- checks ---------------------------------------------------------------------------------
+class CheckFailed(AssertionError):
+    pass
+
+
+def _as_array(value, what: str, *, shape: tuple, integer: bool = False) -> np.ndarray:
+    got = np.asarray(backend.to_numpy(value) if not isinstance(value, np.ndarray) else value)
+    if got.shape != tuple(shape):
+        raise CheckFailed(f"{what}: expected shape {tuple(shape)}, got {got.shape}")
+    if integer and not np.issubdtype(got.dtype, np.integer):
+        raise CheckFailed(f"{what}: expected an integer dtype, got {got.dtype}")
+    return got
+
+
+def _equal(got, expected, what: str) -> None:
+    bad = np.argwhere(got != expected)
+    if bad.size:
+        first = tuple(bad[0].tolist())
+        raise CheckFailed(f"{what}: {len(bad)} of {got.size} entries differ; first at {first}: "
+                          f"expected {expected[first].item()!r}, got {got[first].item()!r}")
+
+
+def _close(got, expected, atol: float, what: str) -> None:
+    diff = np.abs(got.astype(np.float64) - expected)
+    if not np.all(diff <= atol):  # NaN fails too
+        worst = tuple(np.unravel_index(np.nanargmax(np.where(np.isnan(diff), np.inf, diff)), diff.shape))
+        raise CheckFailed(f"{what}: max abs diff {np.nanmax(np.where(np.isnan(diff), np.inf, diff)):.3e} "
+                          f"at {worst} exceeds atol={atol} (expected {expected[worst].item()!r}, got {got[worst].item()!r})")
+
+
+def _check_partition(port: Port, case: Case) -> None:
+    x = example_grid(case)
+    got = _as_array(port.window_partition(x, case.window), "window_partition(x, window)",
+                    shape=(case.B * case.nW, case.N, case.C))
+    expected = windows.window_partition(x, case.window, xp=_np())
+    _equal(got, expected, "window_partition vs swinref (windows row-major, batch outermost)")
+    if port.window_reverse is not None:
+        back = _as_array(port.window_reverse(got, case.window, case.H, case.W),
+                         "window_reverse(window_partition(x))", shape=x.shape)
+        _equal(back, x, "round trip window_reverse(window_partition(x)) == x")
+
+
+def _check_reverse(port: Port, case: Case) -> None:
+    w = example_windows(case)
+    got = _as_array(port.window_reverse(w, case.window, case.H, case.W), "window_reverse(windows, window, H, W)",
+                    shape=(case.B, case.H, case.W, case.C))
+    _equal(got, windows.window_reverse(w, case.window, case.H, case.W, xp=_np()), "window_reverse vs swinref")
+    _equal(windows.window_partition(got, case.window, xp=_np()), w,
+           "round trip swinref.window_partition(window_reverse(w)) == w")
+
+
+def _check_mask(port: Port, case: Case) -> None:
+    got = _as_array(port.shift_mask(case.H, case.W, case.window, case.shift),
+                    "shift_mask(H, W, window, shift)", shape=(case.nW, case.N, case.N))
+    values = set(np.unique(got).tolist())
+    if not values <= {0.0, windows.MASK_VALUE}:
+        raise CheckFailed(f"shift_mask values: expected only 0 and {windows.MASK_VALUE} "
+                          f"(the official mask), got {sorted(values)[:6]}")
+    _equal(got, np.swapaxes(got, 1, 2), "shift_mask symmetric (mask[w, i, j] == mask[w, j, i])")
+    _equal(got, brute_force_mask((case.H, case.W), case.window, case.shift),
+           "shift_mask vs brute force (tokens attend iff they came from the same side of each wrap)")
+
+
+def _check_index(port: Port, case: Case) -> None:
+    Mh, Mw = case.window
+    N = case.N
+    got = _as_array(port.relative_position_index(case.window), "relative_position_index(window)",
+                    shape=(N, N), integer=True)
+    rows = (2 * Mh - 1) * (2 * Mw - 1)
+    if got.min() < 0 or got.max() > rows - 1:
+        raise CheckFailed(f"index range: expected within [0, {rows - 1}], got [{got.min()}, {got.max()}]")
+    centre = (Mh - 1) * (2 * Mw - 1) + (Mw - 1)  # offset (0, 0)
+    _equal(np.diagonal(got), np.full(N, centre), "index diagonal == centre row (offset (0, 0))")
+    _equal(got + got.T, np.full((N, N), 2 * centre), "index(i, j) + index(j, i) == 2 * centre")
+    _equal(got, naive_index(case.window), "index == (hi-hj+Mh-1)*(2Mw-1) + (wi-wj+Mw-1)")
+
+
+def _check_bias(port: Port, case: Case) -> None:
+    table = example_table(case)
+    got = _as_array(port.relative_position_bias(table, case.window), "relative_position_bias(table, window)",
+                    shape=(case.num_heads, case.N, case.N))
+    expected = np.transpose(table[naive_index(case.window)], (2, 0, 1))  # (nH, N, N)
+    _equal(got, expected, "bias[h, i, j] == table[index(i, j), h]")
+
+
+def _check_attention(port: Port, case: Case) -> None:
+    x, params = example_attention(case)
+    mask = brute_force_mask((case.H, case.W), case.window, case.shift) if any(case.shift) else None
+    got = _as_array(port.window_attention(x, params, case.num_heads, case.window, mask),
+                    "window_attention(x, params, num_heads, window, mask)", shape=x.shape)
+    expected = model.window_attention(params, x, num_heads=case.num_heads, window=case.window, mask=mask,
+                                      xp=_np())
+    _close(got, expected, port.atol, f"window_attention vs swinref ({'with' if mask is not None else 'no'} mask)")
+
+
+def _check_shifted_attention(port: Port, case: Case) -> None:
+    x, params = example_attention(case)
+    x = x.reshape(case.B, case.H // case.window[0], case.W // case.window[1], *case.window, case.C)
+    x = np.ascontiguousarray(x.transpose(0, 1, 3, 2, 4, 5).reshape(case.B, case.H, case.W, case.C))
+    got = _as_array(port.shifted_window_attention(x, params, case.num_heads, case.window, case.shift),
+                    "shifted_window_attention(x, params, num_heads, window, shift)", shape=x.shape)
+    expected = reference_shifted_attention(x, params, case.num_heads, case.window, case.shift)
+    _close(got, expected, port.atol, f"shifted_window_attention vs swinref (shift {case.shift})")
+
+
+_CHECKS: dict[str, tuple[str, Callable[[Port, Case], None]]] = {
+    "window_partition": ("round trip and order vs swinref", _check_partition),
+    "window_reverse": ("inverse of partition vs swinref", _check_reverse),
+    "shift_mask": ("brute-force mask, -100/0, symmetric", _check_mask),
+    "relative_position_index": ("range, diagonal, symmetry, formula", _check_index),
+    "relative_position_bias": ("gather of the table", _check_bias),
+    "window_attention": ("vs swinref, with and without mask", _check_attention),
+    "shifted_window_attention": ("roll/mask/attention vs swinref", _check_shifted_attention),
+}
+
+
+def check_example(port: Port, function: str, case: Case) -> None:
+    """Run one function's checks on one case; raises AssertionError naming what differs."""
+    if function not in _CHECKS:
+        raise ValueError(f"unknown function {function!r}; expected one of {', '.join(FUNCTIONS)}")
+    if getattr(port, function) is None:
+        raise ValueError(f"the port does not provide {function}")
+    _CHECKS[function][1](port, case)
+
+
+# ----- hypothesis -----------------------------------------------------------------------------
+# Golden edge cases every run also tries: Swin's 14x14 stage with window 7 and shift 3, one
+# window per image, a non-square window with per-axis shift, a single token, batch > 1.
+GOLDEN_CASES = (
+    Case(B=1, H=14, W=14, C=2, window=(7, 7), shift=(3, 3), num_heads=2, seed=1),
+    Case(B=1, H=4, W=4, C=2, window=(4, 4), shift=(2, 2), num_heads=1, seed=2),
+    Case(B=2, H=6, W=8, C=3, window=(3, 4), shift=(1, 2), num_heads=3, seed=3),
+    Case(B=1, H=1, W=1, C=1, window=(1, 1), shift=(0, 0), num_heads=1, seed=4),
+)
+
+
+def _cases(function: str):
+    from hypothesis import strategies as st
+
+    @st.composite
+    def cases(draw):
+        Mh = draw(st.integers(1, 4), label="window h")
+        Mw = draw(st.integers(1, 4), label="window w")
+        # torchvision-style ports drop the shift on an axis a single window covers (docs/semantics.md);
+        # give shifted attention at least two windows per axis so every port shifts
+        low = 2 if function == "shifted_window_attention" else 1
+        rows = draw(st.integers(low, 3), label="window rows")
+        cols = draw(st.integers(low, 3), label="window columns")
+        heads = draw(st.integers(1, 3), label="heads")
+        head_dim = draw(st.integers(1, 3), label="head dim")
+        C = heads * head_dim if "attention" in function else draw(st.integers(1, 3), label="channels")
+        return Case(
+            B=draw(st.integers(1, 2), label="batch"), H=rows * Mh, W=cols * Mw, C=C, window=(Mh, Mw),
+            shift=(draw(st.integers(0, Mh - 1), label="shift h"), draw(st.integers(0, Mw - 1), label="shift w")),
+            num_heads=heads, seed=draw(st.integers(0, 2**32 - 1), label="seed"))
+
+    return cases()
+
+
+def _golden_for(function: str) -> tuple[Case, ...]:
+    out = []
+    for c in GOLDEN_CASES:
+        if "attention" in function:
+            c = c._replace(C=c.num_heads * c.C)
+        if function == "shifted_window_attention" and (c.H == c.window[0] or c.W == c.window[1]):
+            continue
+        out.append(c)
+    return tuple(out)
+
+
+@dataclass
+class CheckResult:
+    function: str
+    checks: str
+    passed: bool
+    examples: int = 0
+    case: Case | None = None
+    message: str = ""
+    snippet: str = ""
+
+
+@dataclass
+class Report:
+    port: str
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.passed]
+
+    def __getitem__(self, function: str) -> CheckResult:
+        for r in self.results:
+            if r.function == function:
+                return r
+        raise KeyError(f"{function!r} was not checked; checked: {[r.function for r in self.results]}")
+
+    def summary(self) -> str:
+        lines = [f"conformance of {self.port}:"]
+        for r in self.results:
+            status = "pass" if r.passed else "FAIL"
+            lines.append(f"  {status}  {r.function:<26} {r.checks} ({r.examples} examples)")
+        for r in self.failures:
+            lines += ["", f"{r.function}: {r.message}", "reproduce with:", r.snippet]
+        return "\n".join(lines)
+
+    __str__ = summary
+
+
+def _snippet(function: str, case: Case) -> str:
+    inputs = {
+        "window_partition": "x = example_grid(case)\nport.window_partition(x, case.window)",
+        "window_reverse": "w = example_windows(case)\nport.window_reverse(w, case.window, case.H, case.W)",
+        "shift_mask": f"port.shift_mask({case.H}, {case.W}, {case.window}, {case.shift})",
+        "relative_position_index": f"port.relative_position_index({case.window})",
+        "relative_position_bias": "port.relative_position_bias(example_table(case), case.window)",
+        "window_attention": ("x, params = example_attention(case)\n"
+                             "mask = brute_force_mask((case.H, case.W), case.window, case.shift) "
+                             "if any(case.shift) else None\n"
+                             "port.window_attention(x, params, case.num_heads, case.window, mask)"),
+        "shifted_window_attention": "check_example(port, 'shifted_window_attention', case)",
+    }[function]
+    return ("from swinref.conformance import *\n"
+            f"case = {case!r}\n"
+            f"{inputs}\n"
+            f"check_example(port, {function!r}, case)  # raises with the message above")
+
+
+def _property(port: Port, name: str, seen: list[int], last_failure: list):
+    def prop(case):
+        seen[0] += 1
+        try:
+            check_example(port, name, case)
+        except Exception as e:  # a crash of the port is a failure too
+            last_failure[:] = [(case, e)]
+            raise
+
+    return prop
+
+
+def check_port(port: Port, *, max_examples: int = 50, seed: int = 0,
+               functions: list[str] | None = None) -> Report:
+    """Run the properties and golden comparisons for every function ``port`` provides.
+
+    Each function gets ``max_examples`` drawn cases (reproducible from ``seed``; a failure is
+    shrunk to a small example), then the golden cases. Returns a :class:`Report`; never raises
+    for a port's mistake or crash (those are failures in the report).
+    """
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    if not isinstance(port, Port):
+        raise TypeError(f"expected a swinref.conformance.Port, got {type(port).__name__}")
+    names = port.provided() if functions is None else list(functions)
+    for name in names:
+        if name not in _CHECKS:
+            raise ValueError(f"unknown function {name!r}; expected some of {', '.join(FUNCTIONS)}")
+        if getattr(port, name) is None:
+            raise ValueError(f"the port does not provide {name}")
+    if not names:
+        raise ValueError("the port provides no function to check; set at least one of "
+                         + ", ".join(FUNCTIONS))
+    report = Report(port.name)
+    for name in names:
+        seen: list[int] = [0]
+        last_failure: list[tuple[Case, BaseException]] = []
+
+        test = given(case=_cases(name))(_property(port, name, seen, last_failure))
+        test = settings(max_examples=max_examples, deadline=None, database=None, print_blob=False,
+                        suppress_health_check=list(HealthCheck))(test)
+        test = hypothesis_seed(seed)(test)
+        result = CheckResult(name, _CHECKS[name][0], passed=True)
+        try:
+            test()  # drawn cases first, so that a failure is shrunk to a small example
+            prop = _property(port, name, seen, last_failure)
+            for case in _golden_for(name):
+                prop(case)
+        except Exception:  # hypothesis re-raises the last (smallest) failing example
+            if not last_failure:  # not the port's failure: a mistake in how check_port was called
+                raise
+            case, err = last_failure[-1]
+            kind = "" if isinstance(err, AssertionError) else f"{type(err).__name__}: "
+            result.passed = False
+            result.case = case
+            result.message = kind + str(err).strip()
+            result.snippet = _snippet(name, case)
+        result.examples = seen[0]
+        report.results.append(result)
+    return report
+
+
+__all__ = ["Case", "CheckResult", "FUNCTIONS", "GOLDEN_CASES", "Port", "Report", "brute_force_mask",
+           "check_example", "check_port", "example_attention", "example_grid", "example_table",
+           "example_windows", "naive_index", "reference_shifted_attention"]

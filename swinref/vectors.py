@@ -1,0 +1,1065 @@
+"""Language-neutral test vectors for Swin ports, and the command that checks a port against them.
+
+``swinref vectors --out DIR`` writes a suite: one small safetensors file per case plus
+``manifest.json``. A case is one component called once (a window partition, a shifted block, a
+whole small model); its file holds everything a port needs to call its own version of it:
+
+    tensors   ``inputs/<name>``    the call's array arguments (e.g. ``inputs/x``, ``inputs/mask``)
+              ``params/<name>``    the component's parameters under checkpoint names
+                                   (``params/qkv.weight``, ``params/attn.relative_position_bias_table``)
+              ``outputs/<name>``   the expected results (``outputs/y``, ``outputs/logits``, ...)
+    metadata  safetensors metadata key ``swinref``: a JSON object with the case name, component,
+              the swinref function it exercises, its non-array arguments (window, shift, heads,
+              semantics, ...), dtype, tolerance and the reason for that tolerance.
+
+Values come from ``numpy.random.default_rng(seed)`` with a per-case seed (CRC-32 of the case
+name); the float32 variant of a case holds the float64 values rounded to float32. Expected outputs
+are computed in float64 from exactly the stored inputs and params (upcast when float32) and then
+rounded to the case dtype, so they are the correctly rounded answer, not one float32 evaluation.
+
+``swinref verify EXPECTED ACTUAL`` reads a port's outputs written in the same layout (same file
+names, same ``outputs/`` names; ``inputs/`` and ``params/`` may be left out) and checks each
+output tensor against the case's tolerance, ``|expected - actual| <= atol + rtol * |expected|``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import hashlib
+import json
+import math
+import os
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import backend
+from .golden import GoldenFileError, _parse_header, _sha256_file, _stdout_console, compare_arrays
+
+SUITE_FORMAT = "swinref-vectors"
+SUITE_VERSION = 1
+MANIFEST = "manifest.json"
+REPORT_FORMAT = "swinref-verify-report"
+METADATA_KEY = "swinref"
+ROLES = ("inputs", "params", "outputs")
+DTYPES = ("float64", "float32")
+
+# ----- tolerances ------------------------------------------------------------------------------
+# |expected - actual| <= atol + rtol * |expected|, per output tensor of a case.
+EXACT = (0.0, 0.0, "pure data movement, integer arithmetic or a constant fill: every port gets "
+                   "the same bits")
+F64 = (1e-10, 0.0, "float64: ports differ by summation order and erf/exp implementations, "
+                   "about 1e-15 on values of order 1 (1e-14 measured on swin_t)")
+F32 = (1e-5, 1e-5, "float32 evaluation against the correctly rounded result: values of order 1 "
+                   "carry a few float32 rounding errors (eps 1.2e-7) per operation, ~1e-6 measured")
+F32_DEEP = (1e-4, 1e-5, "float32 through several blocks (or cosine logits scaled by up to 100): "
+                        "rounding errors add up across layers, ~1e-5 measured at most")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test vector: a component called once with fixed arguments and seeded arrays."""
+
+    name: str
+    component: str
+    args: dict[str, Any]
+    exact: bool = False  # data movement / integer results: tolerance 0 in every dtype
+    deep: bool = False  # several layers: the wider float32 tolerance
+    int_only: bool = False  # no floating-point tensor at all: written once, dtype int64
+
+    @property
+    def seed(self) -> int:
+        return zlib.crc32(self.name.encode())
+
+    def dtypes(self, wanted: tuple[str, ...]) -> tuple[str, ...]:
+        return ("int64",) if self.int_only else wanted
+
+    def file_name(self, dtype: str) -> str:
+        return f"{self.name}.safetensors" if self.int_only else f"{self.name}.{dtype}.safetensors"
+
+    def tolerance(self, dtype: str) -> dict[str, Any]:
+        atol, rtol, why = EXACT if self.exact or self.int_only else (
+            F64 if dtype == "float64" else F32_DEEP if self.deep else F32)
+        return {"atol": atol, "rtol": rtol, "why": why}
+
+
+# ----- seeded values ---------------------------------------------------------------------------
+def _linear_weight(rng, shape):
+    return rng.standard_normal(shape) / math.sqrt(math.prod(shape[1:]))  # N(0, 1/fan_in)
+
+
+def fill_param(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A non-trivial value for a parameter, chosen by its checkpoint name.
+
+    Unlike timm's initialisation (zero biases, unit norms, tables of std 0.02), every entry
+    matters here, so a port that drops a bias or a table is caught.
+    """
+    leaf = name.rsplit(".", 1)[-1]
+    if name.endswith("relative_position_bias_table"):
+        return 0.5 * rng.standard_normal(shape)
+    if name.endswith("logit_scale"):  # some heads above the clamp at log(100)
+        return rng.uniform(math.log(2.0), math.log(300.0), size=shape)
+    owner = name.split(".")[-2] if "." in name else ""
+    if owner.startswith("norm"):  # LayerNorm: weight near 1, bias near 0
+        return (1.0 if leaf == "weight" else 0.0) + 0.1 * rng.standard_normal(shape)
+    if leaf == "bias" or name.endswith(("q_bias", "v_bias")):
+        return 0.1 * rng.standard_normal(shape)
+    return _linear_weight(rng, shape)
+
+
+def _params(rng, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    return {n: fill_param(rng, n, tuple(s)) for n, s in shapes.items()}
+
+
+def _attn_shapes(C: int, nH: int, window, prefix: str = "") -> dict[str, tuple[int, ...]]:
+    Mh, Mw = window
+    return {f"{prefix}qkv.weight": (3 * C, C), f"{prefix}qkv.bias": (3 * C,),
+            f"{prefix}relative_position_bias_table": ((2 * Mh - 1) * (2 * Mw - 1), nH),
+            f"{prefix}proj.weight": (C, C), f"{prefix}proj.bias": (C,)}
+
+
+def _block_shapes(C: int, nH: int, window, hidden: int) -> dict[str, tuple[int, ...]]:
+    return {"norm1.weight": (C,), "norm1.bias": (C,), **_attn_shapes(C, nH, window, "attn."),
+            "norm2.weight": (C,), "norm2.bias": (C,), "mlp.fc1.weight": (hidden, C),
+            "mlp.fc1.bias": (hidden,), "mlp.fc2.weight": (C, hidden), "mlp.fc2.bias": (C,)}
+
+
+def _v2_attn_shapes(C: int, nH: int, prefix: str = "") -> dict[str, tuple[int, ...]]:
+    return {f"{prefix}qkv.weight": (3 * C, C), f"{prefix}q_bias": (C,), f"{prefix}v_bias": (C,),
+            f"{prefix}logit_scale": (nH, 1, 1), **_cpb_shapes(nH, prefix),
+            f"{prefix}proj.weight": (C, C), f"{prefix}proj.bias": (C,)}
+
+
+def _cpb_shapes(nH: int, prefix: str = "") -> dict[str, tuple[int, ...]]:
+    from .v2 import CPB_HIDDEN
+
+    return {f"{prefix}cpb_mlp.0.weight": (CPB_HIDDEN, 2), f"{prefix}cpb_mlp.0.bias": (CPB_HIDDEN,),
+            f"{prefix}cpb_mlp.2.weight": (nH, CPB_HIDDEN)}
+
+
+def _v2_block_shapes(C: int, nH: int, hidden: int) -> dict[str, tuple[int, ...]]:
+    return {**_v2_attn_shapes(C, nH, "attn."), "norm1.weight": (C,), "norm1.bias": (C,),
+            "mlp.fc1.weight": (hidden, C), "mlp.fc1.bias": (hidden,), "mlp.fc2.weight": (C, hidden),
+            "mlp.fc2.bias": (C,), "norm2.weight": (C,), "norm2.bias": (C,)}
+
+
+def _v1_config(args: Mapping[str, Any]):
+    from .config import SwinConfig
+
+    return SwinConfig.from_dict(args["config"])
+
+
+def _stage_param_shapes(cfg, stage: int) -> dict[str, tuple[int, ...]]:
+    from .weights import param_shapes
+
+    prefix = f"layers.{stage}."
+    return {n: s for n, s in param_shapes(cfg).items() if n.startswith(prefix)}
+
+
+# ----- components: seeded arrays in, swinref results out -------------------------------------
+# make(case, rng) -> (inputs, params) in float64; run(args, inputs, params, xp) -> outputs.
+def _make_x(shape_key: str = "shape"):
+    return lambda c, rng: ({"x": rng.standard_normal(tuple(c.args[shape_key]))}, {})
+
+
+def _t(v) -> tuple:
+    return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
+
+
+def _run_patch_embed(a, i, p, xp):
+    from .model import patch_embed
+
+    return {"y": patch_embed(p, i["x"], patch_size=a["patch_size"], patch_norm=a["patch_norm"], xp=xp)}
+
+
+def _make_patch_embed(c, rng):
+    a = c.args
+    B, Cin, H, W = a["shape"]
+    C, P = a["embed_dim"], a["patch_size"]
+    shapes = {"proj.weight": (C, Cin, P, P), "proj.bias": (C,)}
+    if a["patch_norm"]:
+        shapes.update({"norm.weight": (C,), "norm.bias": (C,)})
+    return {"x": rng.standard_normal((B, Cin, H, W))}, _params(rng, shapes)
+
+
+def _make_layer_norm(c, rng):
+    C = c.args["shape"][-1]
+    x = c.args.get("scale", 1.0) * rng.standard_normal(tuple(c.args["shape"]))
+    return {"x": x}, _params(rng, {"norm.weight": (C,), "norm.bias": (C,)})
+
+
+def _run_layer_norm(a, i, p, xp):
+    from .numerics import layer_norm
+
+    return {"y": layer_norm(i["x"], p["norm.weight"], p["norm.bias"], eps=a["eps"], xp=xp)}
+
+
+def _make_gelu(c, rng):
+    edges = np.linspace(-10.0, 10.0, 81)  # the tails (erf saturates) and the steep part near 0
+    return {"x": np.concatenate([edges, 3.0 * rng.standard_normal(175)]).reshape(4, 64)}, {}
+
+
+def _run_gelu(a, i, p, xp):
+    from .numerics import gelu
+
+    return {"y": gelu(i["x"], xp=xp)}
+
+
+def _run_partition(a, i, p, xp):
+    from .windows import window_partition
+
+    return {"windows": window_partition(i["x"], _t(a["window"]), xp=xp)}
+
+
+def _make_reverse(c, rng):
+    B, H, W, C = c.args["shape"]
+    Mh, Mw = c.args["window"]
+    return {"windows": rng.standard_normal((B * (H // Mh) * (W // Mw), Mh * Mw, C))}, {}
+
+
+def _run_reverse(a, i, p, xp):
+    from .windows import window_reverse
+
+    _, H, W, _ = a["shape"]
+    return {"x": window_reverse(i["windows"], _t(a["window"]), H, W, xp=xp)}
+
+
+def _run_rel_index(a, i, p, xp):
+    from .windows import relative_position_index
+
+    return {"index": relative_position_index(_t(a["window"]), xp=xp)}
+
+
+def _make_rel_bias(c, rng):
+    Mh, Mw = c.args["window"]
+    shapes = {"relative_position_bias_table": ((2 * Mh - 1) * (2 * Mw - 1), c.args["num_heads"])}
+    return {}, _params(rng, shapes)
+
+
+def _run_rel_bias(a, i, p, xp):
+    from .model import relative_position_bias
+
+    return {"bias": relative_position_bias(p["relative_position_bias_table"], _t(a["window"]), xp=xp)}
+
+
+def _run_mask(a, i, p, xp, *, dtype):
+    from .windows import region_ids, shift_mask
+
+    size, window, shift = _t(a["size"]), _t(a["window"]), _t(a["shift"])
+    return {"region_ids": region_ids(size, window, shift, xp=xp),
+            "mask": shift_mask(size, window, shift, xp=xp, dtype=dtype)}
+
+
+def _make_attention(c, rng):
+    a = c.args
+    B_, N, C = a["shape"]
+    inputs = {"x": rng.standard_normal((B_, N, C))}
+    if a.get("mask_from"):
+        from .windows import shift_mask
+
+        m = a["mask_from"]
+        inputs["mask"] = np.asarray(shift_mask(_t(m["size"]), _t(a["window"]), _t(m["shift"]),
+                                               xp=backend.get_namespace("numpy")))
+    return inputs, _params(rng, _attn_shapes(C, a["num_heads"], a["window"]))
+
+
+def _run_attention(a, i, p, xp):
+    from .model import window_attention
+
+    return {"y": window_attention(p, i["x"], num_heads=a["num_heads"], window=_t(a["window"]),
+                                  mask=i.get("mask"), xp=xp)}
+
+
+def _make_block(c, rng):
+    a = c.args
+    C = a["shape"][-1]
+    return ({"x": rng.standard_normal(tuple(a["shape"]))},
+            _params(rng, _block_shapes(C, a["num_heads"], a["window"], a["mlp_hidden"])))
+
+
+def _run_block(a, i, p, xp):
+    from .model import swin_block
+
+    return {"y": swin_block(p, i["x"], num_heads=a["num_heads"], window=_t(a["window"]),
+                            shift=_t(a["shift"]), roll_first=a["roll_first"], xp=xp)}
+
+
+def _make_merging(c, rng):
+    C = c.args["shape"][-1]
+    shapes = {"norm.weight": (4 * C,), "norm.bias": (4 * C,), "reduction.weight": (2 * C, 4 * C)}
+    return {"x": rng.standard_normal(tuple(c.args["shape"]))}, _params(rng, shapes)
+
+
+def _run_merging(a, i, p, xp):
+    from .model import patch_merging
+
+    return {"y": patch_merging(p, i["x"], xp=xp)}
+
+
+def run_stage(params: Mapping[str, Any], x, cfg, stage: int, *, xp):
+    """Stage ``stage`` of a V1 model alone: merge (stage >= 1), then its blocks, as the forward does.
+
+    params: names as in the whole model (``layers.{stage}.*``); x: (B, h, w, C) the previous stage's
+    output (for stage 0, the patch embedding's). Returns (B, h', w', C').
+    """
+    from .model import Scope, block_geometry, patch_merging, swin_block
+
+    prefix = f"layers.{stage}"
+    if stage > 0:
+        x = patch_merging(Scope(params, f"{prefix}.downsample"), x,
+                          pad_odd=cfg.semantics != "official", xp=xp)
+    resolution = (x.shape[1], x.shape[2])
+    for j in range(cfg.depths[stage]):
+        window, shift = block_geometry(cfg, stage, resolution, shifted=j % 2 == 1)
+        x = swin_block(Scope(params, f"{prefix}.blocks.{j}"), x, num_heads=cfg.num_heads[stage],
+                       window=window, shift=shift, roll_first=cfg.semantics == "timm",
+                       pad=cfg.semantics != "official", xp=xp)
+    return x
+
+
+def _make_stage(c, rng):
+    from .model import config_grid
+
+    cfg, i = _v1_config(c.args), c.args["stage"]
+    h, w = config_grid(cfg, i - 1) if i > 0 else config_grid(cfg, 0)
+    C = cfg.stage_dim(i - 1) if i > 0 else cfg.embed_dim
+    x = rng.standard_normal((c.args["batch"], h, w, C))
+    return {"x": x}, _params(rng, _stage_param_shapes(cfg, i))
+
+
+def _run_stage(a, i, p, xp):
+    return {"y": run_stage(p, i["x"], _v1_config(a), a["stage"], xp=xp)}
+
+
+def _make_model(c, rng):
+    from .weights import param_shapes
+
+    cfg = _v1_config(c.args)
+    H, W = cfg.image_hw
+    x = rng.standard_normal((c.args["batch"], cfg.in_chans, H, W))
+    return {"x": x}, _params(rng, param_shapes(cfg))
+
+
+def _run_model(a, i, p, xp):
+    from .model import forward
+
+    _, inter = forward(p, i["x"], _v1_config(a), return_intermediates=True)
+    return dict(inter)  # logits and every named intermediate
+
+
+def _make_cpb(c, rng):
+    return {}, _params(rng, _cpb_shapes(c.args["num_heads"]))
+
+
+def _run_cpb(a, i, p, xp, *, dtype):
+    from .v2 import continuous_position_bias, relative_coords_table
+    from .windows import relative_position_index
+
+    window, pre = _t(a["window"]), _t(a["pretrained_window"])
+    coords = xp.astype(relative_coords_table(window, pre, xp=xp), dtype)  # built in float32, as in every port
+    index = relative_position_index(window, xp=xp)
+    bias = continuous_position_bias(p, coords, index, num_heads=a["num_heads"], xp=xp)
+    return {"coords": coords, "bias": bias}
+
+
+def _make_v2_attention(c, rng):
+    a = c.args
+    B_, N, C = a["shape"]
+    inputs = {"x": rng.standard_normal((B_, N, C))}
+    if a.get("mask_from"):
+        from .windows import shift_mask
+
+        m = a["mask_from"]
+        inputs["mask"] = np.asarray(shift_mask(_t(m["size"]), _t(a["window"]), _t(m["shift"]),
+                                               xp=backend.get_namespace("numpy")))
+    return inputs, _params(rng, _v2_attn_shapes(C, a["num_heads"]))
+
+
+def _run_v2_attention(a, i, p, xp):
+    from .v2 import window_attention
+
+    return {"y": window_attention(p, i["x"], num_heads=a["num_heads"], window=_t(a["window"]),
+                                  pretrained_window=_t(a["pretrained_window"]), mask=i.get("mask"),
+                                  xp=xp)}
+
+
+def _make_v2_block(c, rng):
+    a = c.args
+    C = a["shape"][-1]
+    return ({"x": rng.standard_normal(tuple(a["shape"]))},
+            _params(rng, _v2_block_shapes(C, a["num_heads"], a["mlp_hidden"])))
+
+
+def _run_v2_block(a, i, p, xp):
+    from .v2 import BlockGeometry, swin_v2_block
+
+    geometry = BlockGeometry(_t(a["window"]), _t(a["shift"]), roll_first=a["roll_first"],
+                             mask_repeats=a["mask_repeats"])
+    return {"y": swin_v2_block(p, i["x"], num_heads=a["num_heads"], geometry=geometry,
+                               pretrained_window=_t(a["pretrained_window"]), xp=xp)}
+
+
+def _run_video_partition(a, i, p, xp):
+    from .video import window_partition
+
+    return {"windows": window_partition(i["x"], tuple(a["window"]), xp=xp)}
+
+
+def _make_video_reverse(c, rng):
+    B, D, H, W, C = c.args["shape"]
+    Md, Mh, Mw = c.args["window"]
+    nW = (D // Md) * (H // Mh) * (W // Mw)
+    return {"windows": rng.standard_normal((B * nW, Md * Mh * Mw, C))}, {}
+
+
+def _run_video_reverse(a, i, p, xp):
+    from .video import window_reverse
+
+    _, D, H, W, _ = a["shape"]
+    return {"x": window_reverse(i["windows"], tuple(a["window"]), D, H, W, xp=xp)}
+
+
+def _run_video_mask(a, i, p, xp, *, dtype):
+    from .video import region_ids, shift_mask
+
+    size, window, shift = tuple(a["size"]), tuple(a["window"]), tuple(a["shift"])
+    return {"region_ids": region_ids(size, window, shift, xp=xp),
+            "mask": shift_mask(size, window, shift, xp=xp, dtype=dtype)}
+
+
+def _run_video_index(a, i, p, xp):
+    from .video import relative_position_index
+
+    return {"index": relative_position_index(tuple(a["window"]), xp=xp)}
+
+
+@dataclass(frozen=True)
+class Component:
+    function: str  # the swinref function a port should compare with
+    make: Callable
+    run: Callable
+    needs_dtype: bool = False  # run(..., dtype=) builds a constant of the case dtype (masks, coords)
+
+
+_NO_ARRAYS = lambda c, rng: ({}, {})  # noqa: E731
+
+COMPONENTS: dict[str, Component] = {
+    "patch_embed": Component("swinref.model.patch_embed", _make_patch_embed, _run_patch_embed),
+    "layer_norm": Component("swinref.numerics.layer_norm", _make_layer_norm, _run_layer_norm),
+    "gelu": Component("swinref.numerics.gelu", _make_gelu, _run_gelu),
+    "window_partition": Component("swinref.windows.window_partition", _make_x(), _run_partition),
+    "window_reverse": Component("swinref.windows.window_reverse", _make_reverse, _run_reverse),
+    "relative_position_index": Component("swinref.windows.relative_position_index", _NO_ARRAYS,
+                                         _run_rel_index),
+    "relative_position_bias": Component("swinref.model.relative_position_bias", _make_rel_bias,
+                                        _run_rel_bias),
+    "shift_mask": Component("swinref.windows.shift_mask and region_ids", _NO_ARRAYS, _run_mask,
+                            needs_dtype=True),
+    "window_attention": Component("swinref.model.window_attention", _make_attention, _run_attention),
+    "block": Component("swinref.model.swin_block", _make_block, _run_block),
+    "patch_merging": Component("swinref.model.patch_merging", _make_merging, _run_merging),
+    "stage": Component("swinref.vectors.run_stage (the loop of swinref.model.encode)", _make_stage,
+                       _run_stage),
+    "model": Component("swinref.model.forward(return_intermediates=True)", _make_model, _run_model),
+    "v2_continuous_position_bias": Component(
+        "swinref.v2.relative_coords_table and continuous_position_bias", _make_cpb, _run_cpb,
+        needs_dtype=True),
+    "v2_window_attention": Component("swinref.v2.window_attention (scaled cosine)",
+                                     _make_v2_attention, _run_v2_attention),
+    "v2_block": Component("swinref.v2.swin_v2_block", _make_v2_block, _run_v2_block),
+    "video_window_partition": Component("swinref.video.window_partition", _make_x(),
+                                        _run_video_partition),
+    "video_window_reverse": Component("swinref.video.window_reverse", _make_video_reverse,
+                                      _run_video_reverse),
+    "video_shift_mask": Component("swinref.video.shift_mask and region_ids", _NO_ARRAYS,
+                                  _run_video_mask, needs_dtype=True),
+    "video_relative_position_index": Component("swinref.video.relative_position_index", _NO_ARRAYS,
+                                               _run_video_index),
+}
+
+
+def _model_config(**kw) -> dict[str, Any]:
+    from .config import SwinConfig
+
+    return SwinConfig(**kw).to_dict()
+
+
+# Two stages on an 8x8 token grid, window 4: shifted blocks in stage 0, and in stage 1 the grid
+# equals the window (the clamp boundary: window 4, shift 0).
+_SMALL = dict(img_size=32, patch_size=4, embed_dim=16, depths=(2, 2), num_heads=(2, 4),
+              window_size=4, num_classes=10)
+# A 6x10 token grid, window 4: padding in stage 0; stage 1 (3x5) clamps the rows only.
+_WIDE = dict(img_size=(24, 40), patch_size=4, embed_dim=8, depths=(2, 2), num_heads=(2, 2),
+             window_size=4, num_classes=5)
+
+
+def _cases() -> list[Case]:
+    c = Case
+    mask_8 = {"size": [8, 8], "shift": [2, 2]}
+    return [
+        c("patch_embed_norm", "patch_embed", {"shape": [1, 3, 8, 8], "patch_size": 4, "embed_dim": 8,
+                                              "patch_norm": True}),
+        c("patch_embed_nonsquare_b2", "patch_embed", {"shape": [2, 2, 6, 10], "patch_size": 2,
+                                                      "embed_dim": 4, "patch_norm": False}),
+        c("layer_norm", "layer_norm", {"shape": [2, 3, 16], "eps": 1e-5}),
+        # variance ~1e-5, the size of eps: a port with another eps is off by tens of percent
+        c("layer_norm_small_variance", "layer_norm", {"shape": [4, 16], "eps": 1e-5, "scale": 3e-3}),
+        c("gelu", "gelu", {"shape": [4, 64], "form": "exact erf, not the tanh approximation"}),
+        c("window_partition_8x8_w4_b2", "window_partition", {"shape": [2, 8, 8, 3], "window": [4, 4]},
+          exact=True),
+        c("window_partition_6x9_w3", "window_partition", {"shape": [1, 6, 9, 2], "window": [3, 3]},
+          exact=True),
+        c("window_partition_4x9_w2x3", "window_partition", {"shape": [1, 4, 9, 2], "window": [2, 3]},
+          exact=True),
+        c("window_partition_one_window", "window_partition", {"shape": [2, 4, 4, 2], "window": [4, 4]},
+          exact=True),
+        c("window_reverse_8x8_w4_b2", "window_reverse", {"shape": [2, 8, 8, 3], "window": [4, 4]},
+          exact=True),
+        c("window_reverse_6x9_w3", "window_reverse", {"shape": [1, 6, 9, 2], "window": [3, 3]},
+          exact=True),
+        c("window_reverse_4x9_w2x3", "window_reverse", {"shape": [1, 4, 9, 2], "window": [2, 3]},
+          exact=True),
+        c("window_reverse_one_window", "window_reverse", {"shape": [2, 4, 4, 2], "window": [4, 4]},
+          exact=True),
+        c("relative_position_index_1x1", "relative_position_index", {"window": [1, 1]}, int_only=True),
+        c("relative_position_index_3x3", "relative_position_index", {"window": [3, 3]}, int_only=True),
+        c("relative_position_index_2x3", "relative_position_index", {"window": [2, 3]}, int_only=True),
+        c("relative_position_index_7x7", "relative_position_index", {"window": [7, 7]}, int_only=True),
+        c("relative_position_bias_3x3", "relative_position_bias", {"window": [3, 3], "num_heads": 2},
+          exact=True),
+        c("relative_position_bias_2x3", "relative_position_bias", {"window": [2, 3], "num_heads": 3},
+          exact=True),
+        c("shift_mask_8x8_w4_s2", "shift_mask", {"window": [4, 4], **mask_8}, exact=True),
+        c("shift_mask_8x8_w4_s0", "shift_mask", {"size": [8, 8], "window": [4, 4], "shift": [0, 0]},
+          exact=True),
+        c("shift_mask_6x9_w3_s1", "shift_mask", {"size": [6, 9], "window": [3, 3], "shift": [1, 1]},
+          exact=True),
+        c("shift_mask_4x8_w2x4_s1x2", "shift_mask", {"size": [4, 8], "window": [2, 4], "shift": [1, 2]},
+          exact=True),
+        c("shift_mask_one_window", "shift_mask", {"size": [4, 4], "window": [4, 4], "shift": [2, 2]},
+          exact=True),
+        c("window_attention", "window_attention", {"shape": [4, 9, 8], "window": [3, 3], "num_heads": 2}),
+        c("window_attention_masked_b2", "window_attention",
+          {"shape": [8, 16, 8], "window": [4, 4], "num_heads": 2, "mask_from": mask_8,
+           "mask": "inputs/mask is shift_mask(size, window, shift) of mask_from; batch 2 x 4 windows"}),
+        c("window_attention_2x3", "window_attention", {"shape": [3, 6, 6], "window": [2, 3], "num_heads": 3}),
+        c("block_shift0", "block", {"shape": [1, 8, 8, 8], "window": [4, 4], "shift": [0, 0],
+                                    "num_heads": 2, "mlp_hidden": 32, "roll_first": True}),
+        c("block_shift2_b2", "block", {"shape": [2, 8, 8, 8], "window": [4, 4], "shift": [2, 2],
+                                       "num_heads": 2, "mlp_hidden": 32, "roll_first": True}),
+        c("block_pad_roll_then_pad", "block", {"shape": [1, 6, 5, 8], "window": [4, 4], "shift": [2, 2],
+                                               "num_heads": 2, "mlp_hidden": 32, "roll_first": True,
+                                               "order": "timm: roll the 6x5 grid, then pad to 8x8"}),
+        c("block_pad_pad_then_roll", "block", {"shape": [1, 6, 5, 8], "window": [4, 4], "shift": [2, 2],
+                                               "num_heads": 2, "mlp_hidden": 32, "roll_first": False,
+                                               "order": "torchvision/transformers: pad to 8x8, then roll"}),
+        c("block_nonsquare_w2x3_b2", "block", {"shape": [2, 4, 9, 6], "window": [2, 3], "shift": [1, 1],
+                                               "num_heads": 3, "mlp_hidden": 12, "roll_first": True}),
+        c("block_one_window", "block", {"shape": [1, 4, 4, 8], "window": [4, 4], "shift": [0, 0],
+                                        "num_heads": 2, "mlp_hidden": 32, "roll_first": True}),
+        c("patch_merging_b2", "patch_merging", {"shape": [2, 4, 6, 4]}),
+        c("patch_merging_odd", "patch_merging", {"shape": [1, 5, 3, 4],
+                                                 "padding": "odd H, W zero-padded at the bottom/right"}),
+        c("stage_shifted", "stage", {"config": _model_config(**_SMALL), "stage": 0, "batch": 1}),
+        c("stage_clamped", "stage", {"config": _model_config(**_SMALL), "stage": 1, "batch": 2}),
+        c("stage_padded_torchvision", "stage",
+          {"config": _model_config(**_WIDE, semantics="torchvision"), "stage": 0, "batch": 1}),
+        c("model_v1_small_b2", "model", {"config": _model_config(**_SMALL), "batch": 2}, deep=True),
+        c("model_v1_nonsquare_padded", "model", {"config": _model_config(**_WIDE), "batch": 1}, deep=True),
+        c("v2_cpb_4x4", "v2_continuous_position_bias",
+          {"window": [4, 4], "pretrained_window": [0, 0], "num_heads": 2}),
+        c("v2_cpb_2x3_pretrained_4x4", "v2_continuous_position_bias",
+          {"window": [2, 3], "pretrained_window": [4, 4], "num_heads": 3}),
+        c("v2_window_attention", "v2_window_attention",
+          {"shape": [2, 16, 8], "window": [4, 4], "pretrained_window": [0, 0], "num_heads": 2},
+          deep=True),
+        c("v2_window_attention_masked_b2", "v2_window_attention",
+          {"shape": [8, 16, 8], "window": [4, 4], "pretrained_window": [0, 0], "num_heads": 2,
+           "mask_from": mask_8}, deep=True),
+        c("v2_block_shift0", "v2_block", {"shape": [1, 8, 8, 8], "window": [4, 4], "shift": [0, 0],
+                                          "pretrained_window": [0, 0], "num_heads": 2, "mlp_hidden": 32,
+                                          "roll_first": True, "mask_repeats": 1}, deep=True),
+        c("v2_block_shift2_padded", "v2_block", {"shape": [2, 6, 7, 8], "window": [4, 4], "shift": [2, 2],
+                                                 "pretrained_window": [0, 0], "num_heads": 2,
+                                                 "mlp_hidden": 32, "roll_first": True, "mask_repeats": 1},
+          deep=True),
+        c("video_window_partition", "video_window_partition",
+          {"shape": [1, 4, 4, 6, 2], "window": [2, 2, 3]}, exact=True),
+        c("video_window_reverse", "video_window_reverse",
+          {"shape": [1, 4, 4, 6, 2], "window": [2, 2, 3]}, exact=True),
+        c("video_shift_mask", "video_shift_mask", {"size": [4, 4, 6], "window": [2, 2, 3],
+                                                   "shift": [1, 1, 1]}, exact=True),
+        c("video_relative_position_index_2x2x2", "video_relative_position_index",
+          {"window": [2, 2, 2]}, int_only=True),
+        c("video_relative_position_index_2x3x3", "video_relative_position_index",
+          {"window": [2, 3, 3]}, int_only=True),
+    ]
+
+
+CASES: tuple[Case, ...] = tuple(_cases())
+
+
+# ----- evaluation ------------------------------------------------------------------------------
+def evaluate(case: Case, inputs: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray], *,
+             dtype: str, compute_dtype: str = "float64") -> dict[str, np.ndarray]:
+    """The case's outputs for the given arrays, as NumPy arrays of the case ``dtype``.
+
+    Float arrays are cast to ``compute_dtype`` before the call (float64: the reference; float32:
+    what a float32 port computes) and the results rounded to ``dtype``; integer results keep int64.
+    """
+    xp = backend.get_namespace("numpy")
+    work = np.float64 if compute_dtype == "float64" else np.float32
+
+    def cast(d):
+        return {k: (v.astype(work) if v.dtype.kind == "f" else v) for k, v in d.items()}
+
+    comp = COMPONENTS[case.component]
+    kw = {"dtype": work} if comp.needs_dtype else {}
+    out = comp.run(case.args, cast(inputs), cast(params), xp, **kw)
+    result = {}
+    for k, v in out.items():
+        v = np.asarray(backend.to_numpy(v))
+        if v.dtype.kind == "f" and dtype in DTYPES:
+            v = v.astype(dtype)
+        result[k] = np.ascontiguousarray(v)
+    return result
+
+
+def case_arrays(case: Case, dtype: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The seeded inputs and params of ``case``, rounded to ``dtype`` (float64 values for int cases)."""
+    inputs, params = COMPONENTS[case.component].make(case, np.random.default_rng(case.seed))
+
+    def cast(d):
+        return {k: np.ascontiguousarray(np.asarray(v, dtype=dtype if dtype in DTYPES else None))
+                for k, v in d.items()}
+
+    return cast(inputs), cast(params)
+
+
+def case_tensors(case: Case, dtype: str) -> dict[str, np.ndarray]:
+    """Every tensor of a case file: inputs/, params/ and outputs/ names."""
+    inputs, params = case_arrays(case, dtype)
+    outputs = evaluate(case, inputs, params, dtype=dtype)
+    tensors = {f"inputs/{k}": v for k, v in inputs.items()}
+    tensors.update({f"params/{k}": v for k, v in params.items()})
+    tensors.update({f"outputs/{k}": v for k, v in outputs.items()})
+    return tensors
+
+
+def case_metadata(case: Case, dtype: str, tensors: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    from . import __version__
+
+    return {
+        "format": SUITE_FORMAT, "suite_version": SUITE_VERSION, "swinref_version": __version__,
+        "case": case.name, "component": case.component,
+        "function": COMPONENTS[case.component].function, "args": case.args, "dtype": dtype,
+        "seed": case.seed, "tolerance": case.tolerance(dtype),
+        "tensors": {role: [n.split("/", 1)[1] for n in tensors if n.startswith(role + "/")]
+                    for role in ROLES},
+    }
+
+
+def _encode(tensors: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> bytes:
+    from safetensors.numpy import save
+
+    header = json.dumps(meta, sort_keys=True, separators=(",", ":"))
+    return save(dict(tensors), metadata={METADATA_KEY: header})
+
+
+def write_suite(out: str | os.PathLike, *, dtypes: tuple[str, ...] = DTYPES,
+                cases: tuple[Case, ...] = CASES, progress=None) -> dict[str, Any]:
+    """Write every case file and ``manifest.json`` into ``out``; returns the manifest.
+
+    ``progress(description)`` is called once per file written, when given.
+    """
+    from . import __version__
+
+    bad = [d for d in dtypes if d not in DTYPES]
+    if bad or not dtypes:
+        raise ValueError(f"dtypes must be a non-empty subset of {list(DTYPES)}, got {list(dtypes)}")
+    out = os.fspath(out)
+    os.makedirs(out, exist_ok=True)
+    entries = []
+    for case in cases:
+        for dtype in case.dtypes(dtypes):
+            tensors = case_tensors(case, dtype)
+            meta = case_metadata(case, dtype, tensors)
+            blob = _encode(tensors, meta)
+            name = case.file_name(dtype)
+            with open(os.path.join(out, name), "wb") as f:
+                f.write(blob)
+            entries.append({
+                "name": f"{case.name}.{dtype}" if not case.int_only else case.name,
+                "case": case.name, "file": name, "component": case.component, "dtype": dtype,
+                "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob),
+                "tolerance": meta["tolerance"],
+                "tensors": {n: {"role": n.split("/", 1)[0], "shape": list(v.shape), "dtype": str(v.dtype)}
+                            for n, v in tensors.items()},
+            })
+            if progress is not None:
+                progress(name)
+    manifest = {"format": SUITE_FORMAT, "suite_version": SUITE_VERSION, "swinref_version": __version__,
+                "tolerance_rule": "|expected - actual| <= atol + rtol * |expected| per element",
+                "cases": entries}
+    with open(os.path.join(out, MANIFEST), "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
+    return manifest
+
+
+# ----- reading ---------------------------------------------------------------------------------
+class SuiteError(ValueError):
+    """The expected suite itself is unusable: no manifest, or one that does not parse."""
+
+
+def read_manifest(suite: str | os.PathLike) -> dict[str, Any]:
+    path = os.path.join(os.fspath(suite), MANIFEST)
+    if not os.path.isdir(os.fspath(suite)):
+        raise SuiteError(f"expected suite directory not found: {os.fspath(suite)}")
+    if not os.path.exists(path):
+        raise SuiteError(f"{path} not found: the expected directory must hold a suite written by "
+                         "'swinref vectors --out DIR'")
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SuiteError(f"{path} is not a readable JSON manifest: {e}") from e
+    if not isinstance(manifest, dict) or manifest.get("format") != SUITE_FORMAT:
+        raise SuiteError(f"{path} is not a {SUITE_FORMAT} manifest (its 'format' is "
+                         f"{manifest.get('format') if isinstance(manifest, dict) else None!r})")
+    if manifest.get("suite_version") != SUITE_VERSION:
+        raise SuiteError(f"{path}: suite version {manifest.get('suite_version')!r} is not supported; "
+                         f"this swinref reads version {SUITE_VERSION}")
+    cases = manifest.get("cases")
+    fields = ("name", "file", "component", "dtype", "sha256", "tolerance", "tensors")
+    if not isinstance(cases, list) or not all(isinstance(c, dict) and all(k in c for k in fields)
+                                              for c in cases):
+        raise SuiteError(f"{path}: 'cases' must be a list of objects with fields {list(fields)}")
+    unsafe = [c["file"] for c in cases if not isinstance(c["file"], str) or os.path.basename(c["file"]) != c["file"]
+              or c["file"] in ("", ".", "..")]
+    if unsafe:
+        raise SuiteError(f"{path}: case file names must be plain names inside the suite directory, got {unsafe}")
+    return manifest
+
+
+def read_case_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Tensors and (possibly empty) metadata of a case file; GoldenFileError when unreadable."""
+    from safetensors.numpy import load
+
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    header = _parse_header(data, path)  # clear messages for short, foreign, truncated files
+    try:
+        tensors = load(data)
+    except Exception as e:  # safetensors raises its own error type for inconsistent headers
+        raise GoldenFileError(f"{path}: cannot read its tensors: {type(e).__name__}: {e}") from e
+    stored = (header.get("__metadata__") or {}).get(METADATA_KEY)
+    try:
+        meta = json.loads(stored) if stored else {}
+    except json.JSONDecodeError as e:
+        raise GoldenFileError(f"{path}: its {METADATA_KEY!r} metadata is not JSON ({e})") from e
+    return dict(tensors), meta
+
+
+def recompute(path: str | os.PathLike, *, compute_dtype: str = "float64") -> dict[str, np.ndarray]:
+    """A case file's outputs recomputed by swinref from the file's own inputs, params and args."""
+    tensors, meta = read_case_file(path)
+    case = Case(meta["case"], meta["component"], meta["args"])
+    pick = {role: {n.split("/", 1)[1]: v for n, v in tensors.items() if n.startswith(role + "/")}
+            for role in ("inputs", "params")}
+    return evaluate(case, pick["inputs"], pick["params"], dtype=meta["dtype"], compute_dtype=compute_dtype)
+
+
+# ----- verification ----------------------------------------------------------------------------
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise number of float32 values between a and b (0 for +0 and -0), as int64.
+
+    The float32 bit patterns are mapped onto one monotonic integer line (negative floats
+    mirrored below zero), so the distance counts representable values, across zero as well.
+    """
+    def line(x):
+        bits = np.ascontiguousarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
+        return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+    return np.abs(line(a) - line(b))
+
+
+@dataclass
+class TensorCheck:
+    name: str  # output name without the "outputs/" prefix
+    passed: bool
+    kind: str  # "pass", "mismatch", "missing-tensor", "wrong-shape", "wrong-dtype"
+    message: str = ""
+    shape_expected: list[int] | None = None
+    shape_actual: list[int] | None = None
+    dtype_expected: str | None = None
+    dtype_actual: str | None = None
+    max_abs: float | None = None
+    max_rel: float | None = None
+    max_ulp: int | None = None
+
+
+@dataclass
+class CaseCheck:
+    name: str
+    file: str
+    component: str
+    dtype: str
+    atol: float
+    rtol: float
+    tensors: list[TensorCheck] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (kind, message) of the whole case
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and all(t.passed for t in self.tensors)
+
+    def failures(self) -> list[tuple[str, str]]:
+        return self.problems + [(t.kind, t.message) for t in self.tensors if not t.passed]
+
+
+def _check_tensor(name: str, exp: np.ndarray, act: np.ndarray | None, atol: float, rtol: float) -> TensorCheck:
+    t = TensorCheck(name=name, passed=False, kind="pass", shape_expected=list(exp.shape),
+                    dtype_expected=str(exp.dtype))
+    if act is None:
+        t.kind, t.message = "missing-tensor", f"outputs/{name} is missing from the actual file"
+        return t
+    t.shape_actual, t.dtype_actual = list(act.shape), str(act.dtype)
+    if act.dtype != exp.dtype:
+        t.kind = "wrong-dtype"
+        t.message = f"outputs/{name} has dtype {act.dtype}, expected {exp.dtype}"
+        return t
+    if act.shape != exp.shape:
+        t.kind = "wrong-shape"
+        t.message = f"outputs/{name} has shape {list(act.shape)}, expected {list(exp.shape)}"
+        return t
+    c = compare_arrays(name, exp, act, atol=atol, rtol=rtol)
+    t.max_abs, t.max_rel, t.passed = c.max_abs, c.max_rel, c.passed
+    if exp.dtype == np.float32 and exp.size:
+        t.max_ulp = int(ulp_distance(exp, act).max())
+    if not c.passed:
+        t.kind = "mismatch"
+        t.message = (f"outputs/{name} differs by up to {c.max_abs:.3e} (rel {c.max_rel:.3e}) at index "
+                     f"{list(c.worst_index or ())}, allowed {atol:g} + {rtol:g} * |expected|")
+    return t
+
+
+def verify(expected: str | os.PathLike, actual: str | os.PathLike, *,
+           select: str | None = None) -> list[CaseCheck]:
+    """Check a port's outputs in ``actual`` against the suite in ``expected``, case by case.
+
+    Raises :class:`SuiteError` when ``expected`` has no usable manifest; every other problem (a
+    missing or unreadable actual file, a missing tensor, a wrong shape or dtype, values beyond
+    tolerance, an expected file whose digest does not match the manifest) is a failed case.
+    ``select``: a glob on case names (``"block_*"``) to check only some cases.
+    """
+    expected, actual = os.fspath(expected), os.fspath(actual)
+    manifest = read_manifest(expected)
+    if not os.path.isdir(actual):
+        raise FileNotFoundError(f"actual directory not found: {actual}")
+    results = []
+    for entry in manifest["cases"]:
+        if select and not fnmatch.fnmatchcase(entry["name"], select):
+            continue
+        tol = entry["tolerance"]
+        check = CaseCheck(entry["name"], entry["file"], entry["component"], entry["dtype"],
+                          float(tol["atol"]), float(tol["rtol"]))
+        results.append(check)
+        exp_path, act_path = os.path.join(expected, entry["file"]), os.path.join(actual, entry["file"])
+        if not os.path.exists(exp_path) or _sha256_file(exp_path) != entry["sha256"]:
+            check.problems.append(("expected-corrupt", f"the expected file {entry['file']} is missing or "
+                                   "its sha256 differs from the manifest: the reference suite is damaged"))
+            continue
+        try:
+            exp_tensors, exp_meta = read_case_file(exp_path)
+        except (GoldenFileError, OSError) as e:
+            check.problems.append(("expected-corrupt", f"the expected file cannot be read: {e}"))
+            continue
+        if not os.path.exists(act_path):
+            check.problems.append(("missing-file", f"{entry['file']} is missing from the actual directory"))
+            continue
+        try:
+            act_tensors, _ = read_case_file(act_path)
+        except (GoldenFileError, OSError) as e:
+            check.problems.append(("corrupt-file", f"{entry['file']} cannot be read: {e}"))
+            continue
+        names = [n for n in (exp_meta.get("tensors") or {}).get("outputs", [])
+                 if f"outputs/{n}" in exp_tensors]  # the component's own order (forward order)
+        names += sorted(n.split("/", 1)[1] for n in exp_tensors
+                        if n.startswith("outputs/") and n.split("/", 1)[1] not in names)
+        for name in names:
+            check.tensors.append(_check_tensor(name, exp_tensors[f"outputs/{name}"],
+                                               act_tensors.get(f"outputs/{name}"), check.atol, check.rtol))
+    return results
+
+
+def _finite(v):
+    return v if v is None or math.isfinite(v) else str(v)  # JSON has no infinity
+
+
+def report_dict(results: list[CaseCheck], expected: str, actual: str) -> dict[str, Any]:
+    from . import __version__
+
+    failed = [r for r in results if not r.passed]
+    return {
+        "format": REPORT_FORMAT, "suite_version": SUITE_VERSION, "swinref_version": __version__,
+        "expected": expected, "actual": actual, "passed": not failed,
+        "summary": {"cases": len(results), "passed": len(results) - len(failed), "failed": len(failed),
+                    "tensors": sum(len(r.tensors) for r in results),
+                    "tensors_failed": sum(1 for r in results for t in r.tensors if not t.passed)},
+        "cases": [{
+            "name": r.name, "file": r.file, "component": r.component, "dtype": r.dtype,
+            "atol": r.atol, "rtol": r.rtol, "passed": r.passed,
+            "failures": [{"kind": k, "message": m} for k, m in r.failures()],
+            "tensors": [{"name": t.name, "passed": t.passed, "kind": t.kind,
+                         "shape_expected": t.shape_expected, "shape_actual": t.shape_actual,
+                         "dtype_expected": t.dtype_expected, "dtype_actual": t.dtype_actual,
+                         "max_abs": _finite(t.max_abs), "max_rel": _finite(t.max_rel),
+                         "max_ulp": t.max_ulp} for t in r.tensors],
+        } for r in results],
+    }
+
+
+def junit_xml(results: list[CaseCheck]) -> bytes:
+    """JUnit XML: one testsuite, one testcase per case, a failure element naming each bad tensor."""
+    import xml.etree.ElementTree as ET
+
+    failed = sum(1 for r in results if not r.passed)
+    suites = ET.Element("testsuites", name="swinref verify", tests=str(len(results)), failures=str(failed))
+    suite = ET.SubElement(suites, "testsuite", name="swinref-vectors", tests=str(len(results)),
+                          failures=str(failed), errors="0", skipped="0")
+    for r in results:
+        tc = ET.SubElement(suite, "testcase", classname=f"swinref.vectors.{r.component}", name=r.name)
+        failures = r.failures()
+        if failures:
+            kinds = sorted({k for k, _ in failures})
+            f = ET.SubElement(tc, "failure", type=",".join(kinds),
+                              message="; ".join(m for _, m in failures))
+            f.text = "\n".join(f"[{k}] {m}" for k, m in failures)
+    return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
+
+
+# ----- command line ----------------------------------------------------------------------------
+def _cmd_vectors(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    dtypes = DTYPES if args.dtype == "both" else (args.dtype,)
+    total = sum(len(c.dtypes(dtypes)) for c in CASES)
+    err = Console(stderr=True)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=err, transient=True)
+    with bar:
+        task = bar.add_task("writing test vectors", total=total)
+        manifest = write_suite(args.out, dtypes=dtypes,
+                               progress=lambda name: bar.update(task, advance=1, description=name))
+    size = sum(e["bytes"] for e in manifest["cases"])
+    comps = sorted({e["component"] for e in manifest["cases"]})
+    console = _stdout_console()
+    console.print(f"[bold]wrote[/bold] {len(manifest['cases'])} case files and {MANIFEST} to {args.out} "
+                  f"({size / 1024:.1f} KiB of cases; suite version {SUITE_VERSION})")
+    console.print(f"{len(CASES)} cases over {len(comps)} components, dtypes {', '.join(dtypes)}")
+    return 0
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.2e}"
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import sys
+
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    results = verify(args.expected, args.actual, select=args.select)
+    if not results:
+        raise ValueError(f"no case of the suite matches --select {args.select!r}")
+    # a pipe or file gets 200 columns: the table has ten of them and long case names
+    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    console.print(f"expected {args.expected}\nactual   {args.actual}\n"
+                  "rule: |expected - actual| <= atol + rtol * |expected| (tolerances per case)")
+    table = Table()
+    for col in ("case", "tensor", "shape", "dtype", "max abs", "max rel", "ULP", "atol", "rtol", "result"):
+        table.add_column(col, no_wrap=True)
+    for r in results:
+        if args.failures_only and r.passed:
+            continue
+        tol = (f"{r.atol:g}", f"{r.rtol:g}")
+        for kind, _ in r.problems:
+            table.add_row(r.name, "-", "-", r.dtype, "-", "-", "-", *tol, f"[red]FAIL[/red] {kind}")
+        for t in r.tensors:
+            if args.failures_only and t.passed:
+                continue
+            shape = str(t.shape_expected) if t.shape_actual in (None, t.shape_expected) else \
+                f"{t.shape_expected} vs {t.shape_actual}"
+            dtype = t.dtype_expected if t.dtype_actual in (None, t.dtype_expected) else \
+                f"{t.dtype_expected} vs {t.dtype_actual}"
+            verdict = "[green]pass[/green]" if t.passed else f"[red]FAIL[/red] {t.kind}"
+            table.add_row(r.name, t.name, shape, dtype, _fmt(t.max_abs), _fmt(t.max_rel),
+                          "-" if t.max_ulp is None else str(t.max_ulp), *tol, verdict)
+    console.print(table)
+    report = report_dict(results, args.expected, args.actual)
+    if args.report_json:
+        with open(args.report_json, "w", encoding="utf-8") as f:
+            f.write(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    if args.junit:
+        with open(args.junit, "wb") as f:
+            f.write(junit_xml(results))
+    s = report["summary"]
+    if report["passed"]:
+        console.print(f"[green]PASS[/green]: all {s['cases']} cases ({s['tensors']} output tensors) "
+                      "within tolerance")
+        return 0
+    bad = [r for r in results if not r.passed]
+    for r in bad:
+        for kind, message in r.failures():
+            console.print(f"[red]FAIL[/red] {r.name} {escape(f'[{kind}]')} {escape(message)}", soft_wrap=True)
+    listed = "; ".join(f"{r.name} ({', '.join(sorted({k for k, _ in r.failures()}))})" for r in bad)
+    console.print(f"[red]FAIL[/red]: {s['failed']} of {s['cases']} cases failed ({s['tensors_failed']} "
+                  f"of {s['tensors']} output tensors compared): {listed}", soft_wrap=True)
+    return 1
+
+
+VECTORS_HELP = """\
+Write the test-vector suite: one safetensors file per case (inputs/, params/ and outputs/ tensors,
+JSON metadata under the key 'swinref' with the component, arguments, dtype and tolerance) and
+manifest.json (suite version, swinref version, and per file its sha256, tensors and tolerance).
+Two runs write byte-identical files. See docs/conformance.md.
+"""
+
+VERIFY_HELP = """\
+Check a port's outputs against the suite. ACTUAL holds one file per case with the same file
+name and the same outputs/ tensor names (inputs/ and params/ may be omitted). Every output tensor
+must have the expected dtype and shape and satisfy |expected - actual| <= atol + rtol * |expected|
+with the case's tolerance from the manifest. Exit 0 when every case passes, 1 when any fails
+(missing file or tensor, unreadable file, wrong shape or dtype, values beyond tolerance), 2 when
+EXPECTED has no usable manifest.
+"""
+
+
+def register(sub) -> None:
+    """Add the ``vectors`` and ``verify`` commands to the ``swinref`` command line."""
+    p = sub.add_parser("vectors", help="write the language-neutral test-vector suite",
+                       description=VECTORS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", metavar="DIR", required=True, help="directory to write the suite into")
+    p.add_argument("--dtype", choices=("both", *DTYPES), default="both",
+                   help="dtype variants of the float cases (default both)")
+    p.set_defaults(func=_cmd_vectors)
+
+    v = sub.add_parser("verify", help="check a port's outputs against the test-vector suite",
+                       description=VERIFY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    v.add_argument("expected", metavar="DIR_EXPECTED", help="the suite written by 'swinref vectors'")
+    v.add_argument("actual", metavar="DIR_ACTUAL", help="the port's outputs in the same layout")
+    v.add_argument("--report-json", metavar="PATH", default=None, help="write the JSON report here")
+    v.add_argument("--junit", metavar="PATH", default=None, help="write JUnit XML here")
+    v.add_argument("--select", metavar="GLOB", default=None,
+                   help="check only cases whose name matches (e.g. 'block_*.float32')")
+    v.add_argument("--failures-only", action="store_true",
+                   help="list only failing cases and tensors in the table")
+    v.set_defaults(func=_cmd_verify)
