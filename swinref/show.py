@@ -220,7 +220,8 @@ def render(out_dir, size=(8, 8), window=(4, 4), shift=None, query=None, *, seed:
     query = (g.size[0] - 1, g.size[1] - 1) if query is None else _pair(query, "query (I, J)", low=0)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / f"{name}.png" for name in ("cyclic_shift", "window_regrouping", "masks", "attention")}
+    names = ("cyclic_shift", "window_regrouping", "masks", "attention")
+    paths = {name: out / f"{name}.png" for name in names}
     draw_cyclic_shift(g, paths["cyclic_shift"])
     draw_window_regrouping(g, paths["window_regrouping"])
     draw_masks(g, paths["masks"])
@@ -235,7 +236,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="directory for the PNGs")
     p.add_argument("--size", type=int, nargs=2, default=(8, 8), metavar=("H", "W"), help="token grid")
     p.add_argument("--window", type=int, nargs="+", default=[4], metavar="M", help="M or Mh Mw")
-    p.add_argument("--shift", type=int, nargs="+", default=None, metavar="S", help="S or Sh Sw (default M//2)")
+    p.add_argument("--shift", type=int, nargs="+", default=None, metavar="S",
+                   help="S or Sh Sw (default M//2)")
     p.add_argument("--query", type=int, nargs=2, default=None, metavar=("I", "J"),
                    help="query token for the attention map (default: the last token)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random q, k and bias table")

@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import backend
-from .model import Scope, check_params, head, patch_embed
+from .model import Scope, _cached, check_params, head, patch_embed
 from .numerics import gelu, layer_norm, linear, softmax
-from .weights import WeightsError
+from .weights import WeightsError, _trunc_normal
 from .windows import (
     clamp_window,
     cyclic_shift,
@@ -218,24 +218,6 @@ MODEL_ZOO_V2: dict[str, dict[str, Any]] = {
 }
 
 
-# ----- geometry caches -----------------------------------------------------------------------
-# Coordinate tables, indices and masks depend only on window, shift, grid, backend, device and
-# dtype; they are built once per combination.
-_CACHE: dict[tuple, Any] = {}
-
-
-def _cached(key: tuple, build):
-    value = _CACHE.get(key)
-    if value is None:
-        value = _CACHE[key] = build()
-    return value
-
-
-def clear_caches() -> None:
-    """Drop every cached table, index and mask (they are rebuilt on demand)."""
-    _CACHE.clear()
-
-
 # ----- components ----------------------------------------------------------------------------
 def l2_normalize(x, *, eps: float = NORMALIZE_EPS, xp):
     """``x / max(||x||, eps)`` over the last axis (PyTorch ``F.normalize``). x: (..., d).
@@ -318,9 +300,9 @@ def window_attention(p: Mapping[str, Any], x, *, num_heads: int, window: tuple[i
 
     dev = x.device
     key = ("cpb", backend.backend_name(xp), repr(dev), str(x.dtype), tuple(window), tuple(pretrained_window))
-    coords = _cached(key, lambda: xp.astype(
+    coords = _cached("v2", key, lambda: xp.astype(
         relative_coords_table(window, pretrained_window, xp=xp, device=dev), x.dtype))  # (T, 2)
-    index = _cached(("index", backend.backend_name(xp), repr(dev), tuple(window)),
+    index = _cached("v2", ("index", backend.backend_name(xp), repr(dev), tuple(window)),
                     lambda: relative_position_index(window, xp=xp, device=dev))
     attn = attn + continuous_position_bias(p, coords, index, num_heads=nH, xp=xp)[None, ...]
     if mask is not None:
@@ -398,7 +380,7 @@ def swin_v2_block(p: Mapping[str, Any], x, *, num_heads: int, geometry: BlockGeo
     if any(shift):
         key = ("mask", backend.backend_name(xp), repr(x.device), str(x.dtype), (Hp, Wp),
                geometry.window, shift)
-        mask = _cached(key, lambda: shift_mask((Hp, Wp), geometry.window, shift, xp=xp,
+        mask = _cached("v2", key, lambda: shift_mask((Hp, Wp), geometry.window, shift, xp=xp,
                                                dtype=x.dtype, device=x.device))
     windows = window_partition(h, geometry.window, xp=xp)  # (B*nW, N, C)
     windows = window_attention(Scope(p, "attn"), windows, num_heads=num_heads, window=geometry.window,
@@ -553,14 +535,6 @@ def count_params(cfg: SwinV2Config) -> int:
     return int(sum(math.prod(s) for s in param_shapes(cfg).values()))
 
 
-def _trunc_normal(rng: np.random.Generator, shape, std: float) -> np.ndarray:
-    # timm's trunc_normal_(std=.02) cuts at absolute +-2 (100 std): resample what falls outside
-    out = rng.normal(0.0, std, size=shape)
-    bad = np.abs(out) > 2.0
-    while bad.any():
-        out[bad] = rng.normal(0.0, std, size=int(bad.sum()))
-        bad = np.abs(out) > 2.0
-    return out
 
 
 def init_params(cfg: SwinV2Config, *, seed: int = 0, dtype: str = "float64",

@@ -101,8 +101,10 @@ def fill_param(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> n
     leaf = name.rsplit(".", 1)[-1]
     if name.endswith("relative_position_bias_table"):
         return 0.5 * rng.standard_normal(shape)
-    if name.endswith("logit_scale"):  # some heads above the clamp at log(100)
-        return rng.uniform(math.log(2.0), math.log(300.0), size=shape)
+    if name.endswith("logit_scale"):  # the first head always above the clamp at log(100)
+        scale = rng.uniform(math.log(2.0), math.log(100.0), size=shape)
+        scale.flat[0] = math.log(200.0)
+        return scale
     owner = name.split(".")[-2] if "." in name else ""
     if owner.startswith("norm"):  # LayerNorm: weight near 1, bias near 0
         return (1.0 if leaf == "weight" else 0.0) + 0.1 * rng.standard_normal(shape)
@@ -325,7 +327,7 @@ def _make_stage(c, rng):
     from .model import config_grid
 
     cfg, i = _v1_config(c.args), c.args["stage"]
-    h, w = config_grid(cfg, i - 1) if i > 0 else config_grid(cfg, 0)
+    h, w = config_grid(cfg, max(i - 1, 0))  # the grid this stage receives
     C = cfg.stage_dim(i - 1) if i > 0 else cfg.embed_dim
     x = rng.standard_normal((c.args["batch"], h, w, C))
     return {"x": x}, _params(rng, _stage_param_shapes(cfg, i))
@@ -738,10 +740,11 @@ def read_manifest(suite: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(cases, list) or not all(isinstance(c, dict) and all(k in c for k in fields)
                                               for c in cases):
         raise SuiteError(f"{path}: 'cases' must be a list of objects with fields {list(fields)}")
-    unsafe = [c["file"] for c in cases if not isinstance(c["file"], str) or os.path.basename(c["file"]) != c["file"]
-              or c["file"] in ("", ".", "..")]
+    unsafe = [c["file"] for c in cases if not isinstance(c["file"], str)
+              or os.path.basename(c["file"]) != c["file"] or c["file"] in ("", ".", "..")]
     if unsafe:
-        raise SuiteError(f"{path}: case file names must be plain names inside the suite directory, got {unsafe}")
+        raise SuiteError(f"{path}: case file names must be plain names inside the suite directory, "
+                         f"got {unsafe}")
     return manifest
 
 
@@ -822,7 +825,8 @@ class CaseCheck:
         return self.problems + [(t.kind, t.message) for t in self.tensors if not t.passed]
 
 
-def _check_tensor(name: str, exp: np.ndarray, act: np.ndarray | None, atol: float, rtol: float) -> TensorCheck:
+def _check_tensor(name: str, exp: np.ndarray, act: np.ndarray | None, atol: float,
+                  rtol: float) -> TensorCheck:
     t = TensorCheck(name=name, passed=False, kind="pass", shape_expected=list(exp.shape),
                     dtype_expected=str(exp.dtype))
     if act is None:

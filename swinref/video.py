@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from . import backend
-from .model import LN_EPS, Scope, check_params
-from .numerics import gelu, layer_norm, softmax
-from .numerics import linear as _linear_nd
+from .model import LN_EPS, Scope, _cached, check_params, mlp
+from .numerics import layer_norm, linear, softmax
+from .weights import _trunc_normal
 from .weights import param_shapes as param_shapes_2d
 from .windows import MASK_VALUE
 
@@ -200,13 +200,6 @@ def param_shapes(cfg: VideoSwinConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _trunc_normal(rng: np.random.Generator, shape, std: float) -> np.ndarray:
-    out = rng.normal(0.0, std, size=shape)
-    bad = np.abs(out) > 2.0  # timm's trunc_normal_ cuts at absolute +-2
-    while bad.any():
-        out[bad] = rng.normal(0.0, std, size=int(bad.sum()))
-        bad = np.abs(out) > 2.0
-    return out
 
 
 def init_params(cfg: VideoSwinConfig, seed: int = 0, *, dtype: str = "float64") -> dict[str, np.ndarray]:
@@ -351,40 +344,7 @@ def _pad_end(x, pads: Mapping[int, int], *, xp):
     return x
 
 
-# ----- geometry caches -----------------------------------------------------------------------
-_CACHE: dict[tuple, Any] = {}
-
-
-def _cached(key: tuple, build):
-    value = _CACHE.get(key)
-    if value is None:
-        value = _CACHE[key] = build()
-    return value
-
-
-def clear_caches() -> None:
-    """Drop every cached index and mask."""
-    _CACHE.clear()
-
-
 # ----- components ----------------------------------------------------------------------------
-def linear(x, weight, bias=None, *, xp):
-    """``x @ weight.T + bias`` on (..., Cin) with the leading axes flattened first.
-
-    The same arithmetic as :func:`swinref.numerics.linear`; a 2D matmul is a single BLAS call on
-    NumPy, where a 5-axis one can fall back to a slow loop (measured 30x slower on (1, 4, 16, 16, 96)).
-    """
-    lead = tuple(x.shape[:-1])
-    y = _linear_nd(xp.reshape(x, (-1, x.shape[-1])), weight, bias, xp=xp)  # (prod(lead), Cout)
-    return xp.reshape(y, lead + (weight.shape[0],))
-
-
-def mlp(p: Mapping[str, Any], x, *, xp):
-    """fc1 -> exact GELU -> fc2. x: (..., C); returns (..., C)."""
-    h = gelu(linear(x, p["fc1.weight"], p["fc1.bias"], xp=xp), xp=xp)  # (..., r*C)
-    return linear(h, p["fc2.weight"], p["fc2.bias"], xp=xp)
-
-
 def patch_embed(p: Mapping[str, Any], x, *, patch_size: Triple, patch_norm: bool, xp):
     """3D patch embedding: conv with kernel = stride = (Pt, Ph, Pw) as patch reshape + matmul.
 
@@ -417,7 +377,7 @@ def relative_position_bias(table, window: Triple, N: int, *, xp):
     """
     nH = table.shape[1]
     key = ("relpos3d", backend.backend_name(xp), repr(table.device), tuple(window))
-    index = _cached(key, lambda: relative_position_index(window, xp=xp, device=table.device))
+    index = _cached("video", key, lambda: relative_position_index(window, xp=xp, device=table.device))
     rows = xp.reshape(index[:N, :N], (-1,))  # first N x N entries, as released
     bias = xp.reshape(xp.take(table, rows, axis=0), (N, N, nH))
     return xp.permute_dims(bias, (2, 0, 1))  # (nH, N, N)
@@ -563,7 +523,7 @@ def forward(params: Mapping[str, Any], x, cfg: VideoSwinConfig, *,
         if any(shift):
             key = ("mask3d", backend.backend_name(xp), repr(x.device), str(x.dtype), padded,
                    window, shift)
-            mask = _cached(key, lambda: shift_mask(padded, window, shift, xp=xp, dtype=x.dtype,
+            mask = _cached("video", key, lambda: shift_mask(padded, window, shift, xp=xp, dtype=x.dtype,
                                                    device=x.device))
         for j in range(depth):
             shifted = j % 2 == 1

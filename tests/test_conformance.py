@@ -29,7 +29,8 @@ def _timm_port() -> Port:
         block = sw.SwinTransformerBlock(dim=4, input_resolution=(H, W), num_heads=1, window_size=window,
                                         shift_size=shift, always_partition=True)
         if block.attn_mask is None:  # timm builds no mask without a shift: nothing is masked
-            return np.zeros(((H // window[0]) * (W // window[1]), window[0] * window[1], window[0] * window[1]))
+            N = window[0] * window[1]
+            return np.zeros(((H // window[0]) * (W // window[1]), N, N))
         return block.attn_mask.double().numpy()
 
     def attention(x, params, num_heads, window, mask):
@@ -72,10 +73,10 @@ def _torchvision_port() -> Port:
 
     def bias(table, window):
         module = tv.ShiftedWindowAttention(dim=1, window_size=list(window), shift_size=[0, 0], num_heads=1)
-        return tv._get_relative_position_bias(_t(table), module.relative_position_index, list(window))[0].numpy()
+        index = module.relative_position_index
+        return tv._get_relative_position_bias(_t(table), index, list(window))[0].numpy()  # (nH, N, N)
 
     def shifted(x, params, num_heads, window, shift):
-        table = _t(params["relative_position_bias_table"])
         rel = bias(params["relative_position_bias_table"], window)
         with torch.no_grad():
             return tv.shifted_window_attention(
@@ -197,3 +198,44 @@ def test_bad_use_gives_clear_errors():
         check_port(_swinref_port(), functions=["window_partitions"])
     with pytest.raises(TypeError, match="expected a swinref.conformance.Port"):
         check_port({"window_partition": None})
+
+
+# ----- mutation guard kept in CI (benchmarks/mutation.py runs the full list) -------------------
+def _swinref_port_late_bound() -> Port:
+    """swinref through the module attributes, looked up at call time so monkeypatching reaches them."""
+    import array_api_compat.numpy as xp
+
+    from swinref import windows
+
+    return Port(
+        name="swinref (mutated)",
+        shift_mask=lambda H, W, window, shift: windows.shift_mask((H, W), window, shift, xp=xp),
+        relative_position_index=lambda window: windows.relative_position_index(window, xp=xp),
+    )
+
+
+def _region_ids_off_by_one(size, window, shift, *, xp, device=None):
+    """region_ids whose middle slice starts one token late, [L-M+1, L-s): a region-slicing mistake."""
+
+    def axis(L, M, s):
+        i = np.arange(L)
+        return np.zeros(L, dtype=np.int64) if s == 0 else (i >= L - M + 1) + (i >= L - s).astype(np.int64)
+
+    (H, W), (Mh, Mw), (sh, sw) = size, window, shift
+    return xp.asarray(3 * axis(H, Mh, sh)[:, None] + axis(W, Mw, sw)[None, :])
+
+
+@pytest.mark.parametrize("attribute, mutant, function", [
+    ("MASK_VALUE", float("-inf"), "shift_mask"),
+    ("region_ids", _region_ids_off_by_one, "shift_mask"),
+    ("relative_position_index", lambda window, *, xp, device=None: xp.asarray(_transposed_index(window)),
+     "relative_position_index"),
+])
+def test_the_properties_kill_mutants_of_swinref(monkeypatch, attribute, mutant, function):
+    from swinref import windows
+
+    before = check_port(_swinref_port_late_bound(), max_examples=EXAMPLES, seed=0, functions=[function])
+    assert before.passed, f"swinref itself should pass before mutation:\n{before}"
+    monkeypatch.setattr(windows, attribute, mutant)
+    report = check_port(_swinref_port_late_bound(), max_examples=EXAMPLES, seed=0, functions=[function])
+    assert not report.passed, f"mutant {attribute} survived the {function} properties:\n{report}"

@@ -46,8 +46,9 @@ def test_drawn_region_ids_and_masks_are_the_codes(tmp_path, size, window, shift)
     expected_masks = np.asarray(shift_mask(g.padded, window, shift, xp=xp))
     assert np.array_equal(masks, expected_masks), "masks drawn differ from swinref.windows.shift_mask"
     # the regular windows after the roll are drawn at multiples of M
-    assert drawn["lines_after"] == (list(range(window[0], Hp, window[0])), list(range(window[1], Wp, window[1]))), (
-        f"window lines after the roll: got {drawn['lines_after']}")
+    expected_lines = (list(range(window[0], Hp, window[0])), list(range(window[1], Wp, window[1])))
+    assert drawn["lines_after"] == expected_lines, (
+        f"window lines after the roll: expected {expected_lines}, got {drawn['lines_after']}")
     _assert_png(tmp_path / "regroup.png")
     _assert_png(tmp_path / "masks.png")
 

@@ -60,7 +60,7 @@ def test_manifest_lists_every_file_with_its_digest(suite):
     manifest = _manifest(suite)
     files = sorted(e["file"] for e in manifest["cases"])
     on_disk = sorted(n for n in os.listdir(suite) if n != V.MANIFEST)
-    assert files == on_disk, f"expected the manifest to list exactly the files on disk; got {files} vs {on_disk}"
+    assert files == on_disk, f"expected the manifest to list the files on disk; got {files} vs {on_disk}"
     for e in manifest["cases"]:
         digest = hashlib.sha256((suite / e["file"]).read_bytes()).hexdigest()
         assert digest == e["sha256"], f"{e['file']}: manifest sha256 {e['sha256']}, file {digest}"
@@ -70,7 +70,8 @@ def test_manifest_lists_every_file_with_its_digest(suite):
 def test_suite_covers_components_dtypes_and_stays_small(suite):
     manifest = _manifest(suite)
     components = {e["component"] for e in manifest["cases"]}
-    assert components == set(V.COMPONENTS), f"expected every component, missing {set(V.COMPONENTS) - components}"
+    missing = set(V.COMPONENTS) - components
+    assert not missing, f"expected every component in the suite, missing {missing}"
     for comp in components - {"relative_position_index", "video_relative_position_index"}:
         dtypes = {e["dtype"] for e in manifest["cases"] if e["component"] == comp}
         assert dtypes == {"float64", "float32"}, f"{comp}: expected both dtypes, got {dtypes}"
@@ -83,7 +84,8 @@ def test_case_metadata_describes_the_case(suite):
     assert meta["component"] == "block" and meta["dtype"] == "float32", f"got {meta}"
     assert meta["args"]["window"] == [4, 4] and meta["args"]["roll_first"] is False, f"got {meta['args']}"
     assert meta["tolerance"]["atol"] == 1e-5 and meta["tolerance"]["why"], f"got {meta['tolerance']}"
-    assert meta["tensors"]["outputs"] == ["y"] and "attn.qkv.weight" in meta["tensors"]["params"], meta["tensors"]
+    names = meta["tensors"]
+    assert names["outputs"] == ["y"] and "attn.qkv.weight" in names["params"], f"got {names}"
     assert all(v.dtype == np.float32 for v in tensors.values()), "expected float32 tensors only"
 
 
@@ -105,7 +107,8 @@ def test_every_file_is_self_consistent(suite):
         stored = sorted(k.split("/", 1)[1] for k in tensors if k.startswith("outputs/"))
         assert sorted(got) == stored, f"{e['file']}: outputs {stored}, recomputed {sorted(got)}"
         for k, v in got.items():
-            assert np.array_equal(v, tensors[f"outputs/{k}"]), f"{e['file']}: outputs/{k} differs on recompute"
+            same = np.array_equal(v, tensors[f"outputs/{k}"])
+            assert same, f"{e['file']}: outputs/{k} differs when recomputed from the file"
 
 
 def test_vectors_agree_with_direct_computation(suite):
@@ -123,7 +126,8 @@ def test_vectors_agree_with_direct_computation(suite):
     t, _ = V.read_case_file(suite / "shift_mask_8x8_w4_s2.float64.safetensors")
     mask = t["outputs/mask"]  # (4, 16, 16)
     assert not mask[0].any(), "the top-left window holds one region: expected an all-zero mask"
-    assert set(np.unique(mask[3])) == {0.0, -100.0}, f"expected 0 and -100 in the last window, got {np.unique(mask[3])}"
+    values = set(np.unique(mask[3]))
+    assert values == {0.0, -100.0}, f"expected 0 and -100 in the last window, got {values}"
 
     t, _ = V.read_case_file(suite / "gelu.float64.safetensors")
     from math import erf, sqrt
@@ -172,7 +176,8 @@ def test_float32_port_passes_within_the_stated_tolerances(suite, tmp_path):
         save_file({f"outputs/{k}": v for k, v in got.items()}, str(port / e["file"]))
     results = V.verify(suite, port, select="*.float32")
     failed = [(r.name, r.failures()) for r in results if not r.passed]
-    assert len(results) == len(entries) and not failed, f"expected all float32 cases to pass, failed: {failed}"
+    assert len(results) == len(entries), f"expected {len(entries)} float32 cases, got {len(results)}"
+    assert not failed, f"expected every float32 case to pass, failed: {failed}"
     nonzero = [t.max_abs for r in results for t in r.tensors if t.max_abs]
     assert nonzero, "a float32 evaluation should differ from the rounded float64 result somewhere"
 
@@ -192,7 +197,8 @@ def make_broken_port(suite, port):
     data = (port / "layer_norm.float32.safetensors").read_bytes()
     (port / "layer_norm.float32.safetensors").write_bytes(data[: len(data) // 2])
     y = t("patch_merging_b2.float64.safetensors")["outputs/y"]
-    _outputs_only(suite, port, "patch_merging_b2.float64.safetensors", y=y.reshape(y.shape[0], -1, y.shape[-1]))
+    _outputs_only(suite, port, "patch_merging_b2.float64.safetensors",
+                  y=y.reshape(y.shape[0], -1, y.shape[-1]))  # (B, h, w, C) flattened to (B, h*w, C)
     _outputs_only(suite, port, "model_v1_small_b2.float64.safetensors", logits=None)
     return port
 
@@ -237,7 +243,8 @@ def test_verify_names_every_failure_of_a_broken_port(suite, broken_port, tmp_pat
     for name, (kind, word) in BROKEN.items():
         failure = testcases[name].find("failure")
         assert failure is not None and failure.get("type") == kind and word in failure.get("message"), \
-            f"{name}: JUnit failure should be {kind} naming {word!r}, got {failure is not None and failure.attrib}"
+            f"{name}: JUnit failure should be {kind} naming {word!r}, " \
+            f"got {None if failure is None else failure.attrib}"
     assert sum(tc.find("failure") is not None for tc in testcases.values()) == len(BROKEN)
 
 

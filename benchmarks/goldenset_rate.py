@@ -1,0 +1,73 @@
+"""Images per second of ``swinref golden --images`` on 1 and 2 local Dask workers.
+
+    python benchmarks/goldenset_rate.py                                  # swin_t, 16 images, batch 4
+    python benchmarks/goldenset_rate.py --images 32 --batch-size 8 --workers 1 2
+
+Generates ``--images`` random RGB PNGs (320 x 280, seed 0) in a temporary directory, then for each
+worker count starts a LocalCluster (one thread per worker process; distributed sets
+OMP/OPENBLAS/MKL_NUM_THREADS=1 in the workers) and times one full run into a fresh store with
+seeded-init weights in float64, precise mode. Reported: the cluster start-up (not counted in
+the rate); the run's wall time, which includes sending the weights to the workers, reading and
+decoding the files and writing the shards; and the 1-minute load average after the run (a load
+above the worker count means other processes competed for the cores). The stores of all worker
+counts must have identical shard digests; the script says whether they do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="swin_t")
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = ap.parse_args()
+
+    import numpy as np
+    from PIL import Image
+
+    import swinref
+    from swinref.goldenset import connect, open_store, run_golden_set
+
+    cfg = swinref.SwinConfig.named(args.model)
+    params = swinref.init_params(cfg, seed=0)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        image_dir = os.path.join(tmp, "images")
+        os.makedirs(image_dir)
+        for i in range(args.images):
+            Image.fromarray(rng.integers(0, 256, (280, 320, 3), dtype=np.uint8)).save(
+                os.path.join(image_dir, f"{i:05d}.png"))
+        print(f"{args.model}, {args.images} images of 320x280, batch {args.batch_size}, float64 precise, "
+              f"{os.cpu_count()} CPUs")
+        print(f"{'workers':>7} {'start-up s':>10} {'run s':>8} {'images/s':>9} "
+              f"{'load avg (1 min) after':>23}")
+        digests = {}
+        for n in args.workers:
+            t0 = time.perf_counter()
+            client = connect(workers=n)
+            started = time.perf_counter() - t0
+            try:
+                out = os.path.join(tmp, f"store_{n}")
+                report = run_golden_set(image_dir, out, cfg=cfg, params=params, model=args.model,
+                                        batch_size=args.batch_size, client=client)
+            finally:
+                cluster = client.cluster
+                client.close()
+                cluster.close()
+            digests[n] = {k: r["sha256"] for k, r in open_store(out).shards.items()}
+            # the load average shows whether other processes competed for the cores during the run
+            print(f"{n:>7} {started:>10.1f} {report.seconds:>8.1f} {report.rate:>9.3f} "
+                  f"{os.getloadavg()[0]:>23.2f}")
+        same = all(d == digests[args.workers[0]] for d in digests.values())
+        print("shard digests identical across worker counts:", same)
+
+
+if __name__ == "__main__":
+    main()
