@@ -39,7 +39,7 @@ import swinref
 from swinref.config import SwinConfig
 
 DRYRUN = os.environ["SWINREF_GPU_DRYRUN"] == "1"
-# float64: CuPy and NumPy differ only in summation order and libdevice's last bits (SPEC section 6)
+# float64: CuPy and NumPy differ only in summation order and libdevice's last bits
 TOL64 = 1e-10
 # float32 against the float64 NumPy golden: float32 rounding through 12 blocks (measured on CPU:
 # 3e-7 on logits of magnitude 0.6); 1e-4 is the float32 bound used across swinref

@@ -194,7 +194,7 @@ def clear_caches() -> None:
 
 
 def _relative_index(Mh: int, Mw: int) -> np.ndarray:
-    """(N*N,) flat relative-position index, SPEC's formula, tokens row-major."""
+    """(N*N,) flat relative-position index, the official formula, tokens row-major."""
     h, w = np.divmod(np.arange(Mh * Mw), Mw)
     index = (h[:, None] - h[None, :] + Mh - 1) * (2 * Mw - 1) + (w[:, None] - w[None, :] + Mw - 1)
     return index.reshape(-1)
@@ -225,7 +225,7 @@ def _geometry(H: int, W: int, window: tuple[int, int], shift: tuple[int, int], d
     to_grid[to_windows[real]] = np.nonzero(real)[0]
     mask = None
     if sh or sw:
-        def labels(L, M, s):  # SPEC: slices [0, L-M), [L-M, L-s), [L-s, L)
+        def labels(L, M, s):  # slices [0, L-M), [L-M, L-s), [L-s, L)
             i = np.arange(L)
             return (i >= L - M).astype(int) + (i >= L - s).astype(int) if s else np.zeros(L, int)
 

@@ -1,4 +1,4 @@
-"""Window attention against a per-window, per-head loop written from SPEC's formulas, and the
+"""Window attention against a per-window, per-head loop written from the paper's formulas, and the
 translation equivariance of unshifted window attention, on every backend.
 
 Tolerance (float64): every value in these cases is O(1) to O(10) (unit-normal inputs, weights
@@ -41,7 +41,7 @@ def _attention_params(rng, C, num_heads, window, *, qkv_bias=True):
 
 
 def _naive_window_attention(p, x, num_heads, window, mask=None):
-    """SPEC section 1, one window and one head at a time, scalar softmax per query."""
+    """The paper's definition, one window and one head at a time, scalar softmax per query."""
     B_, N, C = x.shape
     d = C // num_heads
     Mh, Mw = window

@@ -91,7 +91,7 @@ def test_headless_config_has_no_classifier_macs():
 @pytest.mark.parametrize("name", ["swin_t", "swin_s", "swin_b", "swin_l"])
 def test_params_match_count_params_and_the_spec(name):
     expected = {"swin_t": 28_288_354, "swin_s": 49_606_258, "swin_b": 87_768_224,
-                "swin_l": 196_532_476}[name]  # measured on timm 1.0.31 (SPEC.md section 3)
+                "swin_l": 196_532_476}[name]  # measured on timm 1.0.31 (and torchvision 0.29.1, identical)
     got = swinref.count_params(SwinConfig.named(name))
     assert got == expected, f"{name}: expected {expected:,} params, got {got:,}"
 

@@ -84,7 +84,7 @@ def test_unshifted_mask_masks_nothing(be):
 
 
 def test_mask_value_is_minus_100():
-    # official Swin, timm and torchvision add -100, not -inf (SPEC); float32 softmax then gives 0
+    # official Swin, timm and torchvision add -100, not -inf; float32 softmax then gives 0
     assert MASK_VALUE == -100.0, f"expected -100.0, got {MASK_VALUE}"
 
 

@@ -39,7 +39,7 @@ def _merging_params(rng, C):
 
 
 def _merging_by_definition(p, x):
-    """SPEC: pad odd H/W with zeros at the bottom/right, strided slices, concat, LN(4C), Linear."""
+    """Definition: pad odd H/W with zeros at the bottom/right, strided slices, concat, LN(4C), Linear."""
     B, H, W, C = x.shape
     padded = np.zeros((B, H + H % 2, W + W % 2, C))
     padded[:, :H, :W, :] = x

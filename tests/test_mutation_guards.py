@@ -2,7 +2,7 @@
 per-function tests cannot see: the roll's sign, the shift amount, pad/roll order, the LayerNorm
 eps. ``benchmarks/mutation.py`` applies each mistake to swinref and checks that some test fails.
 
-A shifted block is compared with a definition written out with loops and scalar math from SPEC:
+A shifted block is compared with a definition written out with loops and scalar math from the paper's definition:
 LayerNorm (eps 1e-5), timm's roll-then-pad, region labels by the three slices of each axis of the
 padded grid, per-window attention (tests/test_attention.py's loop), exact GELU via math.erf.
 
@@ -28,13 +28,13 @@ from swinref.model import block_geometry, swin_block
 from test_attention import _block_params, _naive_window_attention
 
 ATOL = 1e-12  # see the module docstring
-SPEC_LN_EPS = 1e-5  # written out: the reference must not read the constant it guards
+DEFINITION_LN_EPS = 1e-5  # written out: the reference must not read the constant it guards
 
 
 def _layer_norm(x, weight, bias):
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + SPEC_LN_EPS) * weight + bias
+    return (x - mean) / np.sqrt(var + DEFINITION_LN_EPS) * weight + bias
 
 
 def _gelu(x):
@@ -116,7 +116,7 @@ def test_shifted_block_with_padding_and_a_shift_matches_its_definition(be):
 
 @given(window=st.tuples(st.integers(1, 12), st.integers(1, 12)), stage=st.integers(0, 3))
 def test_shifted_blocks_shift_by_half_the_window_rounded_down(window, stage):
-    # SPEC: shift_size = window_size // 2 on odd blocks; a grid larger than the window is not clamped
+    # the official code: shift_size = window_size // 2 on odd blocks; a grid larger than the window is not clamped
     cfg = SwinConfig(img_size=(64 * 13, 64 * 13), patch_size=4, embed_dim=8, depths=(2, 2, 2, 2),
                      num_heads=(1, 2, 4, 8), window_size=window)
     grid = (208 // 2**stage, 208 // 2**stage)  # >= 26 > 12: never clamped
