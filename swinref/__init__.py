@@ -17,8 +17,8 @@ from .config import MODEL_ZOO, SwinConfig
 from .flops import count_flops
 from .golden import GoldenFileError, read_golden, write_golden
 from .model import forward, forward_features
-from . import video
 from . import v2  # Swin V2: swinref.v2.SwinV2Config, swinref.v2.forward, ...
+from . import video  # Video Swin: swinref.video.VideoSwinConfig, swinref.video.forward, ...
 from .weights import (
     WeightsError,
     convert_state_dict,
@@ -35,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MODEL_ZOO",
+    "GoldenFileError",
     "SwinConfig",
     "WeightsError",
     "__version__",
@@ -49,7 +50,11 @@ __all__ = [
     "load_state_dict",
     "param_shapes",
     "params_digest",
+    "read_golden",
     "save_params",
     "to_namespace",
     "to_numpy",
+    "v2",
+    "video",
+    "write_golden",
 ]
