@@ -20,8 +20,41 @@ def _pair(v: Any, name: str) -> tuple[int, int]:
 SEMANTICS = ("official", "timm", "torchvision", "hf", "detection")
 
 
+class StageWidths:
+    """Stage bookkeeping shared by the image and video configs: stage i has embed_dim * 2**i channels."""
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.depths)
+
+    def stage_dim(self, i: int) -> int:
+        """Channels C of stage i."""
+        return self.embed_dim * 2**i
+
+    @property
+    def num_features(self) -> int:
+        """Channels of the last stage (the pre-logits width)."""
+        return self.stage_dim(self.num_stages - 1)
+
+    def mlp_hidden(self, i: int) -> int:
+        """Hidden width of the MLPs of stage i."""
+        return int(self.stage_dim(i) * self.mlp_ratio)
+
+
+class ImageGeometry(StageWidths):
+    """``img_size`` and ``window_size`` as (H, W) pairs, for the 2D configs (V1 and V2)."""
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        return _pair(self.img_size, "img_size")
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return _pair(self.window_size, "window_size")
+
+
 @dataclass(frozen=True)
-class SwinConfig:
+class SwinConfig(ImageGeometry):
     """A Swin Transformer V1 classifier (or backbone with ``num_classes=0``).
 
     Field names and defaults are those of timm's ``SwinTransformer`` constructor, so a config can
@@ -57,31 +90,6 @@ class SwinConfig:
         if isinstance(self.window_size, list):
             object.__setattr__(self, "window_size", tuple(self.window_size))
         self.validate()
-
-    # ----- derived geometry -------------------------------------------------------------------
-    @property
-    def image_hw(self) -> tuple[int, int]:
-        return _pair(self.img_size, "img_size")
-
-    @property
-    def window(self) -> tuple[int, int]:
-        return _pair(self.window_size, "window_size")
-
-    @property
-    def num_stages(self) -> int:
-        return len(self.depths)
-
-    def stage_dim(self, i: int) -> int:
-        """Channels C of stage i."""
-        return self.embed_dim * 2**i
-
-    @property
-    def num_features(self) -> int:
-        """Channels of the last stage (the pre-logits width)."""
-        return self.stage_dim(self.num_stages - 1)
-
-    def mlp_hidden(self, i: int) -> int:
-        return int(self.stage_dim(i) * self.mlp_ratio)
 
     # ----- validation -------------------------------------------------------------------------
     def validate(self) -> None:

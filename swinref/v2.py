@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import backend
+from .config import ImageGeometry, _pair
 from .model import Scope, _cached, check_params, head, patch_embed
 from .numerics import gelu, layer_norm, linear, softmax
 from .weights import WeightsError, _trunc_normal
@@ -47,17 +48,9 @@ CPB_HIDDEN = 512  # cpb_mlp: Linear(2, 512) -> ReLU -> Linear(512, nH, bias=Fals
 SEMANTICS = ("timm", "torchvision", "hf")
 
 
-def _pair(v: Any, name: str) -> tuple[int, int]:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return (v, v)
-    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, int) for i in v):
-        return (int(v[0]), int(v[1]))
-    raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-
-
 # ----- config --------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SwinV2Config:
+class SwinV2Config(ImageGeometry):
     """A Swin Transformer V2 classifier (or backbone with ``num_classes=0``).
 
     Field names are those of timm's ``SwinTransformerV2`` constructor, so ``SwinV2Config(**kw)``
@@ -97,29 +90,6 @@ class SwinV2Config:
         object.__setattr__(self, "pretrained_window_sizes",
                            tuple(tuple(p) if isinstance(p, list) else p for p in pws))
         self.validate()
-
-    @property
-    def image_hw(self) -> tuple[int, int]:
-        return _pair(self.img_size, "img_size")
-
-    @property
-    def window(self) -> tuple[int, int]:
-        return _pair(self.window_size, "window_size")
-
-    @property
-    def num_stages(self) -> int:
-        return len(self.depths)
-
-    def stage_dim(self, i: int) -> int:
-        """Channels C of stage i."""
-        return self.embed_dim * 2**i
-
-    @property
-    def num_features(self) -> int:
-        return self.stage_dim(self.num_stages - 1)
-
-    def mlp_hidden(self, i: int) -> int:
-        return int(self.stage_dim(i) * self.mlp_ratio)
 
     def pretrained_window(self, i: int) -> tuple[int, int]:
         """Pre-training window of stage i, (0, 0) when there was none."""

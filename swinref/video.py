@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
+from .config import StageWidths
 from .model import LN_EPS, Scope, _cached, check_params, mlp
 from .numerics import layer_norm, linear, softmax
 from .weights import _trunc_normal
@@ -52,7 +53,7 @@ def _triple(v: Any, name: str) -> Triple:
 
 # ----- configuration -------------------------------------------------------------------------
 @dataclass(frozen=True)
-class VideoSwinConfig:
+class VideoSwinConfig(StageWidths):
     """A Video Swin classifier: ``SwinTransformer3D`` backbone plus the I3D head.
 
     Field names are the released ``SwinTransformer3D`` arguments (``num_classes`` is the
@@ -104,18 +105,6 @@ class VideoSwinConfig:
             problems.append(f"mlp_ratio must be > 0, got {self.mlp_ratio!r}")
         if problems:
             raise ValueError("invalid VideoSwinConfig:\n  - " + "\n  - ".join(problems))
-
-    @property
-    def num_stages(self) -> int:
-        return len(self.depths)
-
-    def stage_dim(self, i: int) -> int:
-        """Channels C of stage i."""
-        return self.embed_dim * 2**i
-
-    @property
-    def num_features(self) -> int:
-        return self.stage_dim(self.num_stages - 1)
 
     @classmethod
     def named(cls, name: str, **overrides: Any) -> "VideoSwinConfig":
