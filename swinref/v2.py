@@ -505,8 +505,6 @@ def count_params(cfg: SwinV2Config) -> int:
     return int(sum(math.prod(s) for s in param_shapes(cfg).values()))
 
 
-
-
 def init_params(cfg: SwinV2Config, *, seed: int = 0, dtype: str = "float64",
                 scheme: str = "timm") -> dict[str, np.ndarray]:
     """Seeded params as NumPy arrays; the same seed gives the same bits.

@@ -256,17 +256,23 @@ def _run_mask(a, i, p, xp, *, dtype):
             "mask": shift_mask(size, window, shift, xp=xp, dtype=dtype)}
 
 
-def _make_attention(c, rng):
+def _attention_inputs(c, rng) -> dict:
+    """x (B_, N, C) drawn from rng, plus the shift mask when the case names one."""
     a = c.args
-    B_, N, C = a["shape"]
-    inputs = {"x": rng.standard_normal((B_, N, C))}
+    inputs = {"x": rng.standard_normal(tuple(a["shape"]))}
     if a.get("mask_from"):
         from .windows import shift_mask
 
         m = a["mask_from"]
         inputs["mask"] = np.asarray(shift_mask(_t(m["size"]), _t(a["window"]), _t(m["shift"]),
                                                xp=backend.get_namespace("numpy")))
-    return inputs, _params(rng, _attn_shapes(C, a["num_heads"], a["window"]))
+    return inputs
+
+
+def _make_attention(c, rng):
+    a = c.args
+    inputs = _attention_inputs(c, rng)
+    return inputs, _params(rng, _attn_shapes(a["shape"][2], a["num_heads"], a["window"]))
 
 
 def _run_attention(a, i, p, xp):
@@ -370,15 +376,8 @@ def _run_cpb(a, i, p, xp, *, dtype):
 
 def _make_v2_attention(c, rng):
     a = c.args
-    B_, N, C = a["shape"]
-    inputs = {"x": rng.standard_normal((B_, N, C))}
-    if a.get("mask_from"):
-        from .windows import shift_mask
-
-        m = a["mask_from"]
-        inputs["mask"] = np.asarray(shift_mask(_t(m["size"]), _t(a["window"]), _t(m["shift"]),
-                                               xp=backend.get_namespace("numpy")))
-    return inputs, _params(rng, _v2_attn_shapes(C, a["num_heads"]))
+    inputs = _attention_inputs(c, rng)
+    return inputs, _params(rng, _v2_attn_shapes(a["shape"][2], a["num_heads"]))
 
 
 def _run_v2_attention(a, i, p, xp):

@@ -189,8 +189,6 @@ def param_shapes(cfg: VideoSwinConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-
-
 def init_params(cfg: VideoSwinConfig, seed: int = 0, *, dtype: str = "float64") -> dict[str, np.ndarray]:
     """Seeded weights as NumPy arrays: the released initialisation scheme.
 
