@@ -85,7 +85,7 @@ def worker(impl: str, case: str, threads: int, warmup: int, repeats: int, out_pr
     import numpy as np
 
     import swinref
-    from swinref.config import SwinConfig
+    from swinref.models.v1 import SwinConfig
 
     torch = None
     if impl == "timm":
@@ -190,7 +190,7 @@ def accuracy_report() -> list[str]:
     import numpy as np
 
     import swinref
-    from swinref.config import SwinConfig
+    from swinref.models.v1 import SwinConfig
 
     cfg = SwinConfig.named("swin_t")
     lines = []

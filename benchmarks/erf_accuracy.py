@@ -1,7 +1,7 @@
 """Accuracy of swinref's erf, erfc and GELU against mpmath at 50 significant digits.
 
     python benchmarks/erf_accuracy.py                 # numpy, float64 and float32
-    python benchmarks/erf_accuracy.py --backend torch # any of swinref.backend.BACKENDS
+    python benchmarks/erf_accuracy.py --backend torch # any of swinref.core.backend.BACKENDS
     python benchmarks/erf_accuracy.py --fit           # re-derive the coefficient tables
 
 Errors are relative, in units in the last place (ULP) of the true value in the evaluated dtype:
@@ -15,8 +15,8 @@ import argparse
 import mpmath
 import numpy as np
 
-import swinref.backend as backend
-from swinref import numerics
+from swinref.core import backend
+from swinref.core import numerics
 
 mpmath.mp.dps = 50
 

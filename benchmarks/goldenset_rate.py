@@ -33,7 +33,7 @@ def main() -> None:
     from PIL import Image
 
     import swinref
-    from swinref.goldenset import connect, open_store, run_golden_set
+    from swinref.artifacts.goldenset import connect, open_store, run_golden_set
 
     cfg = swinref.SwinConfig.named(args.model)
     params = swinref.init_params(cfg, seed=0)

@@ -31,7 +31,7 @@ C, NUM_HEADS, WINDOW = 96, 3, 7  # swin_t, stage 1
 def stage1_params(seed: int = 0) -> dict[str, np.ndarray]:
     """Weights of one stage-1 block of swin_t (timm names, prefix ``blk``), float32."""
     import swinref
-    from swinref.config import SwinConfig
+    from swinref.models.v1 import SwinConfig
 
     params = swinref.init_params(SwinConfig.named("swin_t"), seed=seed, dtype="float32")
     prefix = "layers.0.blocks.0."
@@ -40,7 +40,7 @@ def stage1_params(seed: int = 0) -> dict[str, np.ndarray]:
 
 def window_block(params, x):
     """Swin block (shift 0) on x (1, h, w, C) with the fast path's components."""
-    from swinref import fast
+    from swinref.models import v1_fast as fast
 
     h = fast.window_attention_block("blk", params, x, num_heads=NUM_HEADS, window=(WINDOW, WINDOW),
                                     shift=(0, 0))
@@ -49,7 +49,7 @@ def window_block(params, x):
 
 def global_block(params, x, chunk: int):
     """The same block with one global attention over all tokens; queries in chunks of ``chunk``."""
-    from swinref import fast
+    from swinref.models import v1_fast as fast
 
     B, H, W, _ = x.shape
     T, d = H * W, C // NUM_HEADS
@@ -80,7 +80,7 @@ def median_time(fn, repeats: int) -> float:
 
 def block_macs(side: int, *, windowed: bool) -> int:
     """Multiply-adds of one block: attention (the paper's formula) + the MLP (2 * 4C^2 per token)."""
-    from swinref.flops import global_msa_flops, window_msa_flops
+    from swinref.tools.flops import global_msa_flops, window_msa_flops
 
     attn = window_msa_flops(side, side, C, WINDOW) if windowed else global_msa_flops(side, side, C)
     return attn + 2 * side * side * C * 4 * C

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-import swinref.backend as backend
+from swinref.core import backend
 
 # "dev" for quick local runs, "ci" (more examples, derandomized) where CI is set;
 # HYPOTHESIS_PROFILE overrides either.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import swinref
-from swinref.weights import param_shapes
+from swinref import param_shapes
 
 
 def random_params(cfg: swinref.SwinConfig, *, seed: int = 0, backbone_norms: bool = False,

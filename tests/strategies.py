@@ -229,7 +229,7 @@ def v2_logit_scales():
     return st.integers(1, 6).flatmap(lambda nH: arrays(np.float64, (nH, 1, 1), elements=values))
 
 
-# ----- size semantics (swinref.config.SEMANTICS) ----------------------------------------------
+# ----- size semantics (swinref.models.v1.SEMANTICS) ----------------------------------------------
 class ClampCase(NamedTuple):
     """A block's token grid, the configured window and the shift it would use unclamped."""
 

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from conftest import assert_close
 from strategies import backend_settings, geometries, heads, seeds, shifted_geometries
-from swinref.backend import to_namespace, to_numpy
-from swinref.model import swin_block, window_attention
-from swinref.windows import shift_mask
+from swinref.core.backend import to_namespace, to_numpy
+from swinref.models.v1 import swin_block, window_attention
+from swinref.core.windows import shift_mask
 
 ATOL = 1e-12  # see the module docstring
 

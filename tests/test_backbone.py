@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 import swinref
 from semantics_helpers import random_image, random_params, run
 from swinref import SwinConfig
-from swinref.numerics import layer_norm
+from swinref.core.numerics import layer_norm
 
 # float64 on both sides: the same operations summed in another order, |features| ~ 1 (see
-# swinref.crosscheck.TOLERANCE for the reasoning behind 1e-10).
+# swinref.tools.crosscheck.TOLERANCE for the reasoning behind 1e-10).
 ATOL64 = 1e-10
 
 _SMALL = dict(img_size=64, embed_dim=16, depths=(2, 2, 2), num_heads=(2, 4, 8), window_size=4,
@@ -93,7 +93,7 @@ def test_matches_timm_features_only(img, size):
     timm's feature maps for Swin come out channels-last (NHWC)."""
     torch = pytest.importorskip("torch")
     timm = pytest.importorskip("timm")
-    from swinref.crosscheck import build_impl, randomize_
+    from swinref.tools.crosscheck import build_impl, randomize_
 
     kw = dict(img_size=img, embed_dim=16, depths=(2, 2, 2), num_heads=(2, 4, 8), window_size=4)
     cfg = SwinConfig(**kw, num_classes=10, strict_img_size=size == (img, img))
@@ -122,7 +122,7 @@ def test_matches_transformers_swin_backbone_subset():
     (0, 2), norm=True) under detection semantics; the norms come from hidden_states_norms."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from swinref.crosscheck import build_impl, impl_params, randomize_
+    from swinref.tools.crosscheck import build_impl, impl_params, randomize_
 
     cfg = SwinConfig(**{**_SMALL, "num_classes": 0}, semantics="detection")
     module = randomize_(build_impl("hf_backbone", cfg), seed=4)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import swinref
-from swinref import backend
-from swinref.model import clear_caches
+from swinref.core import backend
+from swinref.core.cache import clear_caches
 from conftest import assert_close
 
 # 12x12 tokens with window 4: stage 1 has three windows per side and a shifted, masked block;

@@ -13,9 +13,10 @@ import pytest
 from safetensors.numpy import save_file
 
 import swinref
-from swinref import config, read_golden
+from swinref import read_golden
+from swinref.models import v1 as config
 from swinref.cli import main
-from swinref.golden import METADATA_KEY, golden_input
+from swinref.artifacts.golden import METADATA_KEY, golden_input
 
 # A tiny model registered under a test-only name so the commands (which take --model names) run
 # in milliseconds; the default swin_t path runs once, in the subprocess test.

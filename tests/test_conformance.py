@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from swinref import conformance
-from swinref.conformance import Case, Port, check_example, check_port
-from swinref.windows import relative_position_index, shift_mask, window_partition, window_reverse
+from swinref.tools import conformance
+from swinref.tools.conformance import Case, Port, check_example, check_port
+from swinref.core.windows import relative_position_index, shift_mask, window_partition, window_reverse
 
 torch = pytest.importorskip("torch")
 
@@ -196,7 +196,7 @@ def test_bad_use_gives_clear_errors():
         check_port(Port())
     with pytest.raises(ValueError, match="unknown function 'window_partitions'"):
         check_port(_swinref_port(), functions=["window_partitions"])
-    with pytest.raises(TypeError, match="expected a swinref.conformance.Port"):
+    with pytest.raises(TypeError, match="expected a swinref.tools.conformance.Port"):
         check_port({"window_partition": None})
 
 
@@ -205,7 +205,7 @@ def _swinref_port_late_bound() -> Port:
     """swinref through the module attributes, looked up at call time so monkeypatching reaches them."""
     import array_api_compat.numpy as xp
 
-    from swinref import windows
+    from swinref.core import windows
 
     return Port(
         name="swinref (mutated)",
@@ -232,7 +232,7 @@ def _region_ids_off_by_one(size, window, shift, *, xp, device=None):
      "relative_position_index"),
 ])
 def test_the_properties_kill_mutants_of_swinref(monkeypatch, attribute, mutant, function):
-    from swinref import windows
+    from swinref.core import windows
 
     before = check_port(_swinref_port_late_bound(), max_examples=EXAMPLES, seed=0, functions=[function])
     assert before.passed, f"swinref itself should pass before mutation:\n{before}"

@@ -15,7 +15,7 @@ pytest.importorskip("torchvision")
 pytest.importorskip("transformers")
 
 from swinref.cli import main  # noqa: E402
-from swinref.crosscheck import (  # noqa: E402
+from swinref.tools.crosscheck import (  # noqa: E402
     IMPLS, MATRIX_CASES, TOLERANCE, crosscheck, matrix_case, run_matrix_cell)
 
 pytestmark = pytest.mark.crosscheck
@@ -42,7 +42,7 @@ def test_matrix_cell(impl, case):
     stages = {f"layers.{i}" for i in range(cfg.num_stages)}
     final = {f"features.{i}" for i in range(cfg.num_stages)} if impl == "hf_backbone" else {"logits"}
     assert stages | final | {"patch_embed"} <= names, f"compared layers miss {sorted((stages | final) - names)}"
-    for dtype, tol in TOLERANCE.items():  # tolerances justified in swinref.crosscheck.TOLERANCE
+    for dtype, tol in TOLERANCE.items():  # tolerances justified in swinref.tools.crosscheck.TOLERANCE
         rows = [r for r in report.rows if r.dtype == dtype]
         worst = max(rows, key=lambda r: r.max_abs)
         assert worst.max_abs <= tol, (
@@ -93,7 +93,7 @@ def test_checkpoint_weights(tmp_path):
     """weights=path loads a checkpoint in the implementation's own layout into both sides; a file
     of another layout is refused with the missing names."""
     from swinref import save_params
-    from swinref.crosscheck import build_impl, randomize_, resolve_config
+    from swinref.tools.crosscheck import build_impl, randomize_, resolve_config
 
     cfg = resolve_config(dict(img_size=32, embed_dim=8, depths=[2, 2], num_heads=[2, 4], window_size=4,
                               num_classes=5, semantics="torchvision"))

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch", reason="the timm cross-checks need torch (p
 timm = pytest.importorskip("timm", reason="the timm cross-checks need timm (pip install timm)")
 
 import swinref  # noqa: E402
-from swinref import backend  # noqa: E402
+from swinref.core import backend  # noqa: E402
 from timm_helpers import (  # noqa: E402
     CROSSCHECK_MODELS,
     build_timm,

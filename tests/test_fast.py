@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 
 import swinref
-from swinref import fast
-from swinref.config import SwinConfig
+from swinref.models import v1_fast as fast
+from swinref.models.v1 import SwinConfig
 from strategies import gelu_inputs
 
 # Small configs that reach every branch of the fast path:

@@ -8,8 +8,8 @@ import io
 import pytest
 
 import swinref
-from swinref.config import SHORT_NAMES, SwinConfig
-from swinref.flops import (
+from swinref.models.v1 import SHORT_NAMES, SwinConfig
+from swinref.tools.flops import (
     COMPONENTS,
     PAPER_GFLOPS,
     count_flops,

@@ -13,7 +13,7 @@ from safetensors.numpy import save_file
 
 import swinref
 from swinref import GoldenFileError, SwinConfig, read_golden, write_golden
-from swinref.golden import (
+from swinref.artifacts.golden import (
     FLOAT32_ATOL,
     FLOAT64_ATOL,
     REQUIRED_FIELDS,

@@ -21,12 +21,12 @@ from hypothesis import given, strategies as st  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import swinref  # noqa: E402
-from swinref import config  # noqa: E402
+from swinref.models import v1 as config  # noqa: E402
 from swinref.cli import main  # noqa: E402
-from swinref.goldenset import (  # noqa: E402
+from swinref.artifacts.goldenset import (  # noqa: E402
     MANIFEST, GoldenSetError, compare_stores, connect, encode_shard, open_store, run_golden_set,
 )
-from swinref.imageset import EvalTransform, list_images  # noqa: E402
+from swinref.artifacts.imageset import EvalTransform, list_images  # noqa: E402
 
 from strategies import image_sizes  # noqa: E402
 
@@ -141,7 +141,7 @@ def test_constant_image_stays_constant(size, colour):
 
 
 def test_bad_bytes_raise_bad_image_error(image_dir):
-    from swinref.imageset import BadImageError
+    from swinref.artifacts.imageset import BadImageError
 
     t = EvalTransform(img_size=(32, 32))
     whole = (image_dir / "d_rgb.jpg").read_bytes()
@@ -235,8 +235,8 @@ def test_killed_client_loses_nothing(tmp_path, image_dir, params, client):
     out = tmp_path / "store"
     script = f"""
 import os, signal, sys
-import swinref.goldenset as g
-from swinref import config
+import swinref.artifacts.goldenset as g
+from swinref.models import v1 as config
 from swinref.cli import main
 
 config.MODEL_ZOO[{TINY_NAME!r}] = {TINY!r}

@@ -3,7 +3,7 @@
 The real packages are the reference: torchvision's ``swin_t`` and transformers'
 ``SwinForImageClassification`` get seeded random weights in every float parameter, their state
 dicts go through ``swinref.convert_state_dict`` and ``swinref.forward`` must reproduce their own
-logits in float64. Exports (``swinref.layouts.from_timm``) must load with ``strict=True`` into the
+logits in float64. Exports (``swinref.models.v1_layouts.from_timm``) must load with ``strict=True`` into the
 same packages (and through timm's ``checkpoint_filter_fn`` for the official names) and give the
 same logits. Round trips through every pair of layouts must give back identical arrays.
 """
@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import swinref
-from swinref import layouts
-from swinref.layouts import LAYOUTS, SOURCE_LAYOUTS, detect_layout, from_timm, to_timm
+from swinref.models import v1_layouts as layouts
+from swinref.models.v1_layouts import LAYOUTS, SOURCE_LAYOUTS, detect_layout, from_timm, to_timm
 from strategies import layout_configs
 
 torch = pytest.importorskip("torch", reason="the layout cross-checks need torch")

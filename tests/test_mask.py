@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 
 from strategies import backend_settings, seeds, shifted_geometries
-from swinref.backend import to_numpy
-from swinref.numerics import softmax
-from swinref.windows import MASK_VALUE, shift_mask
+from swinref.core.backend import to_numpy
+from swinref.core.numerics import softmax
+from swinref.core.windows import MASK_VALUE, shift_mask
 
 
 def _origin_labels(size, shift):

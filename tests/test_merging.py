@@ -17,8 +17,8 @@ from hypothesis import given
 
 from conftest import assert_close
 from strategies import EmbedCase, backend_settings, embed_cases, merge_grids, seeds
-from swinref.backend import to_namespace
-from swinref.model import LN_EPS, patch_embed, patch_merging
+from swinref.core.backend import to_namespace
+from swinref.models.v1 import LN_EPS, patch_embed, patch_merging
 
 ATOL = 1e-12  # see the module docstring
 

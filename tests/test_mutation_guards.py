@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from conftest import assert_close
 from strategies import backend_settings, heads, seeds
 from swinref import SwinConfig
-from swinref.backend import to_namespace
-from swinref.model import block_geometry, swin_block
+from swinref.core.backend import to_namespace
+from swinref.models.v1 import block_geometry, swin_block
 from test_attention import _block_params, _naive_window_attention
 
 ATOL = 1e-12  # see the module docstring

@@ -21,8 +21,8 @@ from hypothesis.extra.numpy import arrays
 
 from conftest import assert_close
 from strategies import backend_settings, float_lists, seeds
-from swinref.backend import to_numpy
-from swinref.numerics import erf, erfc, gelu, layer_norm, softmax
+from swinref.core.backend import to_numpy
+from swinref.core.numerics import erf, erfc, gelu, layer_norm, softmax
 
 mpmath.mp.dps = 50
 

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 
 from strategies import backend_settings, heads, seeds, window_sizes
-from swinref.backend import to_numpy
-from swinref.model import relative_position_bias
-from swinref.windows import relative_position_index
+from swinref.core.backend import to_numpy
+from swinref.models.v1 import relative_position_bias
+from swinref.core.windows import relative_position_index
 
 
 def _naive_index(window):

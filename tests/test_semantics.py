@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 import swinref
 from semantics_helpers import random_image, random_params, run
 from strategies import backend_settings, clamp_cases, sized_models
-from swinref import SwinConfig, model
-from swinref.config import SEMANTICS
-from swinref.windows import clamp_window
+from swinref import SwinConfig
+from swinref.models import v1 as model
+from swinref.models.v1 import SEMANTICS
+from swinref.core.windows import clamp_window
 
 
 def _expected_clamp(rule, resolution, window, shift):

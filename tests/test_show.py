@@ -9,9 +9,9 @@ pytest.importorskip("matplotlib")
 
 import array_api_compat.numpy as xp  # noqa: E402
 
-from swinref import show  # noqa: E402
+from swinref.tools import show  # noqa: E402
 from swinref.cli import main  # noqa: E402
-from swinref.windows import region_ids, shift_mask  # noqa: E402
+from swinref.core.windows import region_ids, shift_mask  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -34,7 +34,7 @@ def test_drawn_region_ids_and_masks_are_the_codes(tmp_path, size, window, shift)
     drawn = show.draw_window_regrouping(g, tmp_path / "regroup.png")
     expected_after = np.asarray(region_ids(g.padded, window, shift, xp=xp))
     assert np.array_equal(drawn["after"], expected_after), (
-        f"after-roll ids drawn:\n{drawn['after']}\nexpected swinref.windows.region_ids:\n{expected_after}")
+        f"after-roll ids drawn:\n{drawn['after']}\nexpected swinref.core.windows.region_ids:\n{expected_after}")
     # before the roll, token (i, j) carries the id it gets at ((i - s) mod H, (j - s) mod W)
     Hp, Wp = g.padded
     for i in range(Hp):
@@ -44,7 +44,7 @@ def test_drawn_region_ids_and_masks_are_the_codes(tmp_path, size, window, shift)
                 f"before-roll id at {(i, j)}: expected {rolled}, got {drawn['before'][i, j]}")
     masks = show.draw_masks(g, tmp_path / "masks.png")
     expected_masks = np.asarray(shift_mask(g.padded, window, shift, xp=xp))
-    assert np.array_equal(masks, expected_masks), "masks drawn differ from swinref.windows.shift_mask"
+    assert np.array_equal(masks, expected_masks), "masks drawn differ from swinref.core.windows.shift_mask"
     # the regular windows after the roll are drawn at multiples of M
     expected_lines = (list(range(window[0], Hp, window[0])), list(range(window[1], Wp, window[1])))
     assert drawn["lines_after"] == expected_lines, (

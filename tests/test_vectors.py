@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import swinref
-from swinref import vectors as V
+from swinref.tools import vectors as V
 from swinref.cli import main
 
 

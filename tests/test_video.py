@@ -28,8 +28,8 @@ from strategies_video import (
     windows3d,
 )
 from swinref import video
-from swinref.backend import to_numpy
-from swinref.model import patch_merging as patch_merging_2d
+from swinref.core.backend import to_numpy
+from swinref.models.v1 import patch_merging as patch_merging_2d
 
 NP = swinref.get_namespace("numpy")
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 
 from strategies import backend_settings, geometries, seeds, shifted_geometries
-from swinref.backend import to_numpy
-from swinref.windows import cyclic_shift, window_partition, window_reverse
+from swinref.core.backend import to_numpy
+from swinref.core.windows import cyclic_shift, window_partition, window_reverse
 
 
 def _grid(g, seed):

@@ -16,7 +16,7 @@ import timm
 from timm.models.swin_transformer import SwinTransformer
 
 import swinref
-from swinref.config import SHORT_NAMES
+from swinref.models.v1 import SHORT_NAMES
 
 # Models compared against timm: a released name, or timm constructor kwargs (the same kwargs build
 # the SwinConfig). The small ones cover what the released models never reach.

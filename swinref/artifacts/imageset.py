@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import SwinConfig
+from ..models.v1 import SHORT_NAMES
+
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -83,9 +84,8 @@ class EvalTransform:
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
 
     @classmethod
-    def for_model(cls, cfg: SwinConfig, model: str | None = None, **overrides: Any) -> "EvalTransform":
+    def for_model(cls, cfg: Any, model: str | None = None, **overrides: Any) -> "EvalTransform":
         """timm's eval transform for ``model`` (a timm or short name) at ``cfg.img_size``."""
-        from .config import SHORT_NAMES
 
         key = SHORT_NAMES.get(model, model)
         crop_pct = CROP_PCT.get(key, DEFAULT_CROP_PCT)

@@ -29,7 +29,6 @@ another store id is refused.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import heapq
 import json
@@ -41,10 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from . import backend
-from .config import SwinConfig
-from .golden import METADATA_KEY, compare_arrays, default_tolerance
+from .._version import __version__
+from ..core import backend
+from ..models import registry
+from .golden import METADATA_KEY, compare_arrays, default_tolerance, parse_safetensors_header
 from .imageset import BadImageError, EvalTransform, list_images
+from .weights_io import params_digest
+
 
 FORMAT = "swinref-goldenset"
 FORMAT_VERSION = 1
@@ -62,7 +64,7 @@ class GoldenSetError(ValueError):
 
 
 # ----- provenance and the store id -----------------------------------------------------------
-def intermediate_names(cfg: SwinConfig) -> list[str]:
+def intermediate_names(cfg: Any) -> list[str]:
     """The forward's intermediate names in forward order (``logits`` excluded)."""
     names = ["patch_embed"]
     for i, depth in enumerate(cfg.depths):
@@ -108,7 +110,7 @@ def _write_atomic(path: str, data: bytes) -> None:
 _ON_BACKEND: dict[tuple, Any] = {}  # per worker process: params moved to the backend, by digest
 
 
-def compute_batch(params: Mapping[str, Any], items: Sequence[tuple[str, bytes]], *, cfg: SwinConfig,
+def compute_batch(params: Mapping[str, Any], items: Sequence[tuple[str, bytes]], *, cfg: Any,
                   transform: EvalTransform, dtype: str, backend_name: str, mode: str,
                   intermediates: Sequence[str], weights_digest: str) -> dict[str, Any]:
     """Decode, preprocess and run one batch; returns NumPy tensors and the skipped files.
@@ -116,7 +118,6 @@ def compute_batch(params: Mapping[str, Any], items: Sequence[tuple[str, bytes]],
     items: (name, encoded bytes) in list order. A file that does not decode is left out and
     reported in ``skipped`` as (name, reason); the rest run as one batch of b images.
     """
-    from .model import forward
 
     xs, names, skipped = [], [], []
     for name, data in items:
@@ -138,7 +139,7 @@ def compute_batch(params: Mapping[str, Any], items: Sequence[tuple[str, bytes]],
         _ON_BACKEND[key] = backend.to_namespace(params, xp, dtype=dtype)
     on_backend = _ON_BACKEND[key]
     x_b = backend.to_namespace({"x": x}, xp)["x"]
-    logits, inter = forward(on_backend, x_b, cfg, return_intermediates=True, mode=mode)
+    logits, inter = registry.forward(on_backend, x_b, cfg, return_intermediates=True, mode=mode)
     logits = np.ascontiguousarray(backend.to_numpy(logits))
     tensors["input"] = x
     for name in intermediates:
@@ -165,10 +166,9 @@ def _shard_metadata(data: bytes) -> dict[str, Any] | None:
     """The shard's metadata if ``data`` is a whole, readable shard file, else None."""
     from safetensors.numpy import load
 
-    from .golden import _parse_header
 
     try:
-        header = _parse_header(data, "shard")
+        header = parse_safetensors_header(data, "shard")
         meta = json.loads((header.get("__metadata__") or {})[METADATA_KEY])
         load(data)
     except Exception:  # GoldenFileError, no metadata, bad JSON, or safetensors' own error type
@@ -371,7 +371,7 @@ def connect(scheduler: str | None = None, *, workers: int = 1, timeout: float = 
             f"{e}); expected the address of a running scheduler, e.g. tcp://HOST:8786") from None
 
 
-def run_golden_set(images: str | os.PathLike, out: str | os.PathLike, *, cfg: SwinConfig,
+def run_golden_set(images: str | os.PathLike, out: str | os.PathLike, *, cfg: Any,
                    params: Mapping[str, Any], model: str | None = None,
                    weights_source: str = "unspecified", batch_size: int = 8, dtype: str = "float64",
                    backend_name: str = "numpy", mode: str = "precise",
@@ -390,8 +390,6 @@ def run_golden_set(images: str | os.PathLike, out: str | os.PathLike, *, cfg: Sw
     ``client``: an existing ``distributed.Client``; else one is made by :func:`connect`, which
     gives up on ``scheduler`` after ``connect_timeout`` seconds.
     """
-    from . import __version__
-    from .weights import params_digest
 
     start = time.perf_counter()
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -634,124 +632,3 @@ def compare_stores(a: str | os.PathLike | Store, b: str | os.PathLike | Store, *
     result.only_b = sorted(set(where_b) - seen)
     result.worst = [d for _, _, d in sorted(heap, key=lambda e: (-e[0], e[1]))]
     return result
-
-
-# ----- command line --------------------------------------------------------------------------
-IMAGES_HELP = """\
-With --images, golden outputs for a whole image set go into the store directory --out (see
-docs/golden_sets.md): the preprocessed inputs, logits, top-5 and the --intermediates, in
-safetensors shards of --batch-size images with a manifest of digests and provenance. Batches run
-on Dask: a LocalCluster of --workers processes, or the cluster at --scheduler. Rerunning the same
-command resumes: only missing or corrupt shards are computed."""
-
-
-def add_image_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``swinref golden --images``."""
-    g = p.add_argument_group("image sets", IMAGES_HELP)
-    g.add_argument("--images", metavar="DIR_OR_GLOB", default=None,
-                   help="a directory (its .png/.jpg/.jpeg files, recursively) or a quoted glob pattern")
-    g.add_argument("--batch-size", type=int, default=8, help="images per batch and shard (default 8)")
-    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="address of a running Dask scheduler (default: start a LocalCluster)")
-    g.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="LocalCluster worker processes, one thread each (default: CPU count)")
-    g.add_argument("--on-bad-file", choices=("skip", "fail"), default="skip",
-                   help="undecodable files: list and skip them (default) or stop")
-    g.add_argument("--intermediates", metavar="NAMES", default="",
-                   help="comma-separated forward intermediates to store (e.g. patch_embed,layers.3), "
-                        "'all', or empty for none (default)")
-    g.add_argument("--crop-pct", type=float, default=None,
-                   help="resize the shorter side to floor(img_size / CROP_PCT) before the center crop "
-                        "(default: timm's for the model, 0.9 at 224, 1.0 at 384)")
-    g.add_argument("--interpolation", choices=("bicubic", "bilinear", "nearest"), default=None,
-                   help="resize filter (default bicubic, timm's for Swin)")
-    g.add_argument("--max-shards", type=int, default=None,
-                   help="compute at most this many shards, then stop (rerun to continue)")
-
-
-def cmd_golden_images(args: argparse.Namespace) -> int:
-    """``swinref golden --images``: build the params, run, print a summary."""
-    from .golden import _sha256_file, _stdout_console
-    from .weights import init_params, load_params
-
-    if args.weights is not None and args.seed is not None:
-        raise ValueError("--seed picks seeded init weights; it cannot be combined with --weights FILE")
-    if args.out is None:
-        raise ValueError("--images needs --out STORE, the store directory to write or resume")
-    cfg = SwinConfig.named(args.model)
-    if args.weights is None:
-        seed = 0 if args.seed is None else args.seed
-        params, source = init_params(cfg, seed=seed, dtype=args.dtype), f"seeded init seed={seed}"
-    else:
-        params = load_params(args.weights, cfg, dtype=args.dtype)
-        source = f"{args.weights} sha256={_sha256_file(args.weights)}"
-    names = [n.strip() for n in args.intermediates.split(",") if n.strip()]
-    if names == ["all"]:
-        names = intermediate_names(cfg)
-    transform = EvalTransform.for_model(cfg, args.model, crop_pct=args.crop_pct,
-                                        interpolation=args.interpolation)
-    try:
-        report = run_golden_set(args.images, args.out, cfg=cfg, params=params, model=args.model,
-                                weights_source=source, batch_size=args.batch_size, dtype=args.dtype,
-                                backend_name=args.backend, intermediates=names, transform=transform,
-                                on_bad_file=args.on_bad_file, scheduler=args.scheduler,
-                                workers=args.workers, max_shards=args.max_shards)
-    except KeyboardInterrupt:  # shards written so far are whole and recorded; the rerun resumes
-        return 130
-    console = _stdout_console()
-    for note in report.notes:
-        console.print(f"note: {note}")
-    console.print(f"[bold]store[/bold] {report.store}: {report.images} images in {report.shards} shards; "
-                  f"this run computed {report.shards_computed} shards ({report.images_computed} images) "
-                  f"in {report.seconds:.1f} s, {report.rate:.2f} images/s; "
-                  f"{'complete' if report.complete else 'INCOMPLETE: rerun to continue'}")
-    if report.skipped:
-        console.print(f"skipped {len(report.skipped)} unreadable files:")
-        for n, r in report.skipped:
-            console.print(f"  {n}: {r}")
-    return 0
-
-
-def add_compare_arguments(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--worst", type=int, default=10,
-                   help="with two stores: how many of the most different images to list (default 10)")
-
-
-def cmd_compare_stores(args: argparse.Namespace) -> int:
-    """``swinref compare STORE_A STORE_B``: tensor and image tables, exit 0 / 1."""
-    from rich.table import Table
-
-    from .golden import _fmt, _stdout_console
-
-    r = compare_stores(args.a, args.b, atol=args.atol, rtol=args.rtol, worst=args.worst)
-    console = _stdout_console()
-    console.print(f"A (reference) {args.a}\nB             {args.b}")
-    console.print(f"tolerance: |A - B| <= atol + rtol * |A| with atol={r.atol:g}, rtol={r.rtol:g}")
-    table = Table(title="per tensor, over all images")
-    for col in ("tensor", "max abs", "max rel", "worst image", "result"):
-        table.add_column(col, no_wrap=True)
-    for name, t in r.tensors.items():
-        table.add_row(name, _fmt(t["max_abs"]), _fmt(t["max_rel"]),
-                      str(t["worst_image"]) if t["max_abs"] > 0 else "-",
-                      "[green]pass[/green]" if t["passed"] else "[red]FAIL[/red]")
-    console.print(table)
-    worst = Table(title=f"the {len(r.worst)} images with the largest logits difference")
-    for col in ("image", "logits max abs", "input max abs", "top-1 A", "top-1 B", "result"):
-        worst.add_column(col, no_wrap=True)
-    for d in r.worst:
-        worst.add_row(d.name, _fmt(d.logits_max_abs), _fmt(d.input_max_abs), str(d.top1_a), str(d.top1_b),
-                      "[green]pass[/green]" if d.passed else "[red]FAIL[/red]")
-    console.print(worst)
-    for note in r.notes:
-        console.print(f"note: {note}")
-    for label, names in (("only in A", r.only_a), ("only in B", r.only_b)):
-        if names:
-            more = " ..." if len(names) > 10 else ""
-            console.print(f"{len(names)} images {label}: {', '.join(names[:10])}{more}")
-    console.print(f"images compared {r.images}; top-1 agreement {r.top1_agree}/{r.images} "
-                  f"({100 * r.top1_rate:.2f}%); images beyond tolerance {r.failed_images}")
-    if r.passed:
-        console.print("[green]PASS[/green]")
-        return 0
-    console.print("[red]FAIL[/red]")
-    return 1

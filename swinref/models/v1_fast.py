@@ -1,7 +1,7 @@
 """A NumPy-only fast path of the Swin V1 forward, checked against the portable reference.
 
 ``swinref.forward(params, x, cfg, mode="fast")`` runs this module. It computes the same function
-as :func:`swinref.model.forward` (which stays the definition of correct) with NumPy-specific
+as :func:`swinref.models.v1.forward` (which stays the definition of correct) with NumPy-specific
 means: every linear layer is one 2-D GEMM over all tokens; cyclic shift, padding and window
 partition are one ``np.take`` with precomputed flat indices (and the reverse another); q, k, v are
 strided views of the qkv output that BLAS reads in place; attn @ v writes straight into the
@@ -39,10 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from .config import SwinConfig
-from .windows import MASK_VALUE, clamp_window
-
-LN_EPS = 1e-5
+from ..core import backend
+from ..core.cache import host_constant
+from ..core.layers import host_index, host_mask
+from ..core.numerics import LN_EPS
+from ..core.windows import clamp_window
+from .v1 import SwinConfig, check_input, check_params
 MLP_ROWS = 512  # MLP row block: keeps the (rows, 4C) hidden activations in cache for GELU
 
 # ----- GELU --------------------------------------------------------------------------------------
@@ -185,32 +187,20 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None):
 
 
 # ----- geometry ----------------------------------------------------------------------------------
-_GEOMETRY: dict[tuple, tuple] = {}
-
-
-def clear_caches() -> None:
-    """Drop the cached gather indices and masks."""
-    _GEOMETRY.clear()
-
-
-def _relative_index(Mh: int, Mw: int) -> np.ndarray:
-    """(N*N,) flat relative-position index, the official formula, tokens row-major."""
-    h, w = np.divmod(np.arange(Mh * Mw), Mw)
-    index = (h[:, None] - h[None, :] + Mh - 1) * (2 * Mw - 1) + (w[:, None] - w[None, :] + Mw - 1)
-    return index.reshape(-1)
-
-
 def _geometry(H: int, W: int, window: tuple[int, int], shift: tuple[int, int], dtype):
-    """Gather indices and mask of one block's geometry.
+    """Gather indices and mask of one block's geometry (host constants, in the one swinref cache).
 
     Returns (to_windows, to_grid, mask, rel_index): ``tokens[to_windows]`` is the rolled, padded,
     partitioned token list (index H*W points at an appended zero row, used only when padding);
-    ``windowed[to_grid]`` undoes it for the H*W real tokens; mask is (nW, 1, N, N) or None.
+    ``windowed[to_grid]`` undoes it for the H*W real tokens; mask is (nW, 1, N, N) or None (the
+    portable :func:`swinref.core.windows.shift_mask`); rel_index is the flat (N*N,) portable
+    :func:`swinref.core.windows.relative_position_index`.
     """
-    key = (H, W, window, shift, np.dtype(dtype).str)
-    hit = _GEOMETRY.get(key)
-    if hit is not None:
-        return hit
+    return host_constant("fast_geometry", (H, W, tuple(window), tuple(shift), np.dtype(dtype).str),
+                         lambda: _build_geometry(H, W, window, shift, dtype))
+
+
+def _build_geometry(H: int, W: int, window: tuple[int, int], shift: tuple[int, int], dtype):
     Mh, Mw = window
     sh, sw = shift
     Hp, Wp = H + (-H) % Mh, W + (-W) % Mw
@@ -225,17 +215,9 @@ def _geometry(H: int, W: int, window: tuple[int, int], shift: tuple[int, int], d
     to_grid[to_windows[real]] = np.nonzero(real)[0]
     mask = None
     if sh or sw:
-        def labels(L, M, s):  # slices [0, L-M), [L-M, L-s), [L-s, L)
-            i = np.arange(L)
-            return (i >= L - M).astype(int) + (i >= L - s).astype(int) if s else np.zeros(L, int)
-
-        lab = 3 * labels(Hp, Mh, sh)[:, None] + labels(Wp, Mw, sw)[None, :]
-        win = lab.reshape(Hp // Mh, Mh, Wp // Mw, Mw).transpose(0, 2, 1, 3).reshape(-1, Mh * Mw)
-        mask = np.where(win[:, :, None] == win[:, None, :], 0.0, MASK_VALUE).astype(dtype)
+        mask = host_mask((Hp, Wp), window, shift, backend.float_dtype_name(np.dtype(dtype)))
         mask = mask[:, None]  # (nW, 1, N, N): broadcast over heads
-    value = (to_windows, to_grid, mask, _relative_index(Mh, Mw))
-    _GEOMETRY[key] = value
-    return value
+    return to_windows, to_grid, mask, host_index(window).reshape(-1)
 
 
 # ----- components --------------------------------------------------------------------------------
@@ -337,12 +319,14 @@ def check_numpy(params: Mapping[str, Any], x) -> None:
 
 def forward(params: Mapping[str, Any], x: np.ndarray, cfg: SwinConfig, *,
             return_intermediates: bool = False):
-    """Same contract and intermediates as :func:`swinref.model.forward`, NumPy arrays only.
+    """Same contract and intermediates as :func:`swinref.models.v1.forward`, NumPy arrays only.
 
-    Input and parameter checks are the caller's (``model.forward`` runs them before dispatching);
-    this adds the fast path's own limits (NumPy arrays, semantics "timm", the configured img_size).
+    Runs the family's input and params checks, plus the fast path's own limits (NumPy arrays,
+    semantics "timm", the configured img_size).
     """
     check_numpy(params, x)
+    check_input(x, cfg)
+    check_params(params, x, cfg)
     semantics = getattr(cfg, "semantics", "timm")
     if semantics != "timm":
         raise ValueError(f"mode='fast' implements semantics='timm' only, the config has "

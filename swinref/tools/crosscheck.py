@@ -22,8 +22,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import backend, model
-from .config import SEMANTICS, SwinConfig
+from ..core import backend
+from ..models import v1 as model
+from ..artifacts.weights_io import load_state_dict
+from ..models.registry import convert_state_dict
+from ..models.v1 import SEMANTICS, SwinConfig
+
 
 IMPLS = ("timm", "torchvision", "hf", "hf_backbone")
 
@@ -216,7 +220,6 @@ def impl_params(state_dict: dict[str, np.ndarray], cfg: SwinConfig, impl: str) -
     :func:`swinref.convert_state_dict`; transformers' per-stage backbone norms
     ``hidden_states_norms.stage{k}`` become ``norm{k-1}``.
     """
-    from .weights import convert_state_dict
 
     sd = dict(state_dict)
     norms = {}
@@ -238,7 +241,6 @@ def _load_weights(module, weights, impl: str) -> None:
     if weights is None or isinstance(weights, int):
         randomize_(module, seed=0 if weights is None else weights)
         return
-    from .weights import load_state_dict
 
     sd = load_state_dict(weights)
     own = module.state_dict()
@@ -525,129 +527,3 @@ def run_matrix(impls=IMPLS, cases=tuple(MATRIX_CASES), dtypes=("float64", "float
                 progress(f"{impl} / {case}")
             out[(impl, case)] = run_matrix_cell(impl, case, dtypes)
     return out
-
-
-# ----- command line ---------------------------------------------------------------------------
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(v) for v in text.lower().replace(",", "x").split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise ValueError(f"--input-size must be H or HxW with positive ints, got {text!r}")
-    return parts[0], parts[1]
-
-
-def _parse_weights(text: str | None):
-    if text is None:
-        return None
-    return int(text) if text.isdigit() else text
-
-
-def register(sub) -> None:
-    p = sub.add_parser(
-        "crosscheck",
-        help="compare swinref layer by layer with timm, torchvision or transformers",
-        description="Build an implementation with the same weights as swinref, run both on the same "
-                    "input in float64 and float32 and print the per-layer differences. Exit code 1 "
-                    "when a layer exceeds the tolerance (float64 1e-10, float32 1e-4).",
-    )
-    p.add_argument("impl", nargs="?", choices=IMPLS, help="implementation to compare with")
-    p.add_argument("model", nargs="?", default="swin_t",
-                   help="zoo name (swin_t, ...), a JSON config object or a .json file (default swin_t)")
-    p.add_argument("--weights", default=None,
-                   help="an int seed for random weights (default 0) or a checkpoint in the "
-                        "implementation's layout")
-    p.add_argument("--input-size", default=None, help="H or HxW (default: the config's img_size)")
-    p.add_argument("--dtypes", default="float64,float32", help="comma-separated (default both)")
-    p.add_argument("--semantics", default=None, choices=SEMANTICS,
-                   help="swinref semantics to compare with (default: the implementation's)")
-    p.add_argument("--matrix", action="store_true",
-                   help="run every implementation on the standard cases and print the matrix")
-    p.set_defaults(func=_main)
-
-
-def _main(args) -> int:
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    # a wide table even when the output is a file or a pipe (rich falls back to 80 columns there)
-    console = Console(width=None if sys.stdout.isatty() else 140)
-    dtypes = tuple(d.strip() for d in args.dtypes.split(",") if d.strip())
-    if args.matrix:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task("matrix", total=len(IMPLS) * len(MATRIX_CASES))
-
-            def step(msg):
-                bar.update(task, description=msg)
-                if "/" in msg:
-                    bar.advance(task)
-            results = run_matrix(dtypes=dtypes, progress=step)
-        console.print(matrix_table(results, dtypes))
-        return 0 if all(r.passed for r in results.values()) else 1
-    if args.impl is None:
-        raise ValueError("name an implementation (timm, torchvision, hf, hf_backbone) or use --matrix")
-    size = _parse_size(args.input_size) if args.input_size else None
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task("crosscheck", total=None)
-        report = crosscheck(args.impl, args.model, weights=_parse_weights(args.weights),
-                            input_size=size, dtypes=dtypes, semantics=args.semantics,
-                            progress=lambda msg: bar.update(task, description=msg))
-    if report.rows:
-        console.print(report_table(report))
-    console.print(report.summary())
-    return 0 if report.passed else 1
-
-
-def report_table(report: CrosscheckReport):
-    """A rich table: one row per layer, one column pair per dtype."""
-    from rich.table import Table
-
-    dtypes = list(report.first_divergence)
-    t = Table(title=f"swinref (semantics={report.semantics}) vs {report.impl}: {report.model} "
-                    f"at {report.input_size[0]}x{report.input_size[1]}")
-    t.add_column("layer")
-    for d in dtypes:
-        t.add_column(f"{d} max abs", justify="right")
-        t.add_column(f"{d} max rel", justify="right")
-    names = list(dict.fromkeys(r.name for r in report.rows))
-    by = {(r.name, r.dtype): r for r in report.rows}
-    for n in names:
-        cells = []
-        for d in dtypes:
-            r = by.get((n, d))
-            style = "" if r is None or r.ok else "[bold red]"
-            cells += [f"{style}{r.max_abs:.2e}" if r else "-", f"{r.max_rel:.2e}" if r else "-"]
-        t.add_row(n, *cells)
-    return t
-
-
-def matrix_table(results: dict[tuple[str, str], CrosscheckReport], dtypes=("float64", "float32")):
-    """implementation x case x dtype -> the largest difference over every compared layer."""
-    from rich.table import Table
-
-    t = Table(title="swinref cross-check matrix: max abs difference over all layers")
-    t.add_column("implementation")
-    t.add_column("case")
-    t.add_column("input")
-    for d in dtypes:
-        t.add_column(f"{d} (tol {TOLERANCE[d]:.0e})", justify="right")
-    t.add_column("verdict")
-    for (impl, case), r in results.items():
-        if r.impl_error or r.swinref_error:
-            cells = ["raises" if r.both_raised else "-"] * len(dtypes)
-        else:
-            cells = [f"{r.max_abs(d):.2e}" for d in dtypes]
-        verdict = ("both raise" if r.both_raised else "pass" if r.passed else "FAIL: " + r.summary())
-        t.add_row(impl, case, f"{r.input_size[0]}x{r.input_size[1]}", *cells, verdict)
-    return t
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
-
-    sys.exit(main(["crosscheck", *sys.argv[1:]]))

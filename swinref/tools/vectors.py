@@ -37,8 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from . import backend
-from .golden import GoldenFileError, _parse_header, _sha256_file, _stdout_console, compare_arrays
+from .._version import __version__
+from ..artifacts.golden import GoldenFileError, compare_arrays, parse_safetensors_header, sha256_file
+from ..core import backend, numerics, windows
+from ..models import v1, v2
 
 SUITE_FORMAT = "swinref-vectors"
 SUITE_VERSION = 1
@@ -137,10 +139,8 @@ def _v2_attn_shapes(C: int, nH: int, prefix: str = "") -> dict[str, tuple[int, .
 
 
 def _cpb_shapes(nH: int, prefix: str = "") -> dict[str, tuple[int, ...]]:
-    from .v2 import CPB_HIDDEN
-
-    return {f"{prefix}cpb_mlp.0.weight": (CPB_HIDDEN, 2), f"{prefix}cpb_mlp.0.bias": (CPB_HIDDEN,),
-            f"{prefix}cpb_mlp.2.weight": (nH, CPB_HIDDEN)}
+    return {f"{prefix}cpb_mlp.0.weight": (v2.CPB_HIDDEN, 2), f"{prefix}cpb_mlp.0.bias": (v2.CPB_HIDDEN,),
+            f"{prefix}cpb_mlp.2.weight": (nH, v2.CPB_HIDDEN)}
 
 
 def _v2_block_shapes(C: int, nH: int, hidden: int) -> dict[str, tuple[int, ...]]:
@@ -150,16 +150,12 @@ def _v2_block_shapes(C: int, nH: int, hidden: int) -> dict[str, tuple[int, ...]]
 
 
 def _v1_config(args: Mapping[str, Any]):
-    from .config import SwinConfig
-
-    return SwinConfig.from_dict(args["config"])
+    return v1.SwinConfig.from_dict(args["config"])
 
 
 def _stage_param_shapes(cfg, stage: int) -> dict[str, tuple[int, ...]]:
-    from .weights import param_shapes
-
     prefix = f"layers.{stage}."
-    return {n: s for n, s in param_shapes(cfg).items() if n.startswith(prefix)}
+    return {n: s for n, s in v1.param_shapes(cfg).items() if n.startswith(prefix)}
 
 
 # ----- components: seeded arrays in, swinref results out -------------------------------------
@@ -173,9 +169,7 @@ def _t(v) -> tuple:
 
 
 def _run_patch_embed(a, i, p, xp):
-    from .model import patch_embed
-
-    return {"y": patch_embed(p, i["x"], patch_size=a["patch_size"], patch_norm=a["patch_norm"], xp=xp)}
+    return {"y": v1.patch_embed(p, i["x"], patch_size=a["patch_size"], patch_norm=a["patch_norm"], xp=xp)}
 
 
 def _make_patch_embed(c, rng):
@@ -195,9 +189,7 @@ def _make_layer_norm(c, rng):
 
 
 def _run_layer_norm(a, i, p, xp):
-    from .numerics import layer_norm
-
-    return {"y": layer_norm(i["x"], p["norm.weight"], p["norm.bias"], eps=a["eps"], xp=xp)}
+    return {"y": numerics.layer_norm(i["x"], p["norm.weight"], p["norm.bias"], eps=a["eps"], xp=xp)}
 
 
 def _make_gelu(c, rng):
@@ -206,15 +198,11 @@ def _make_gelu(c, rng):
 
 
 def _run_gelu(a, i, p, xp):
-    from .numerics import gelu
-
-    return {"y": gelu(i["x"], xp=xp)}
+    return {"y": numerics.gelu(i["x"], xp=xp)}
 
 
 def _run_partition(a, i, p, xp):
-    from .windows import window_partition
-
-    return {"windows": window_partition(i["x"], _t(a["window"]), xp=xp)}
+    return {"windows": windows.window_partition(i["x"], _t(a["window"]), xp=xp)}
 
 
 def _make_reverse(c, rng):
@@ -224,16 +212,12 @@ def _make_reverse(c, rng):
 
 
 def _run_reverse(a, i, p, xp):
-    from .windows import window_reverse
-
     _, H, W, _ = a["shape"]
-    return {"x": window_reverse(i["windows"], _t(a["window"]), H, W, xp=xp)}
+    return {"x": windows.window_reverse(i["windows"], _t(a["window"]), H, W, xp=xp)}
 
 
 def _run_rel_index(a, i, p, xp):
-    from .windows import relative_position_index
-
-    return {"index": relative_position_index(_t(a["window"]), xp=xp)}
+    return {"index": windows.relative_position_index(_t(a["window"]), xp=xp)}
 
 
 def _make_rel_bias(c, rng):
@@ -243,17 +227,13 @@ def _make_rel_bias(c, rng):
 
 
 def _run_rel_bias(a, i, p, xp):
-    from .model import relative_position_bias
-
-    return {"bias": relative_position_bias(p["relative_position_bias_table"], _t(a["window"]), xp=xp)}
+    return {"bias": v1.relative_position_bias(p["relative_position_bias_table"], _t(a["window"]), xp=xp)}
 
 
 def _run_mask(a, i, p, xp, *, dtype):
-    from .windows import region_ids, shift_mask
-
     size, window, shift = _t(a["size"]), _t(a["window"]), _t(a["shift"])
-    return {"region_ids": region_ids(size, window, shift, xp=xp),
-            "mask": shift_mask(size, window, shift, xp=xp, dtype=dtype)}
+    return {"region_ids": windows.region_ids(size, window, shift, xp=xp),
+            "mask": windows.shift_mask(size, window, shift, xp=xp, dtype=dtype)}
 
 
 def _attention_inputs(c, rng) -> dict:
@@ -261,10 +241,8 @@ def _attention_inputs(c, rng) -> dict:
     a = c.args
     inputs = {"x": rng.standard_normal(tuple(a["shape"]))}
     if a.get("mask_from"):
-        from .windows import shift_mask
-
         m = a["mask_from"]
-        inputs["mask"] = np.asarray(shift_mask(_t(m["size"]), _t(a["window"]), _t(m["shift"]),
+        inputs["mask"] = np.asarray(windows.shift_mask(_t(m["size"]), _t(a["window"]), _t(m["shift"]),
                                                xp=backend.get_namespace("numpy")))
     return inputs
 
@@ -276,10 +254,8 @@ def _make_attention(c, rng):
 
 
 def _run_attention(a, i, p, xp):
-    from .model import window_attention
-
-    return {"y": window_attention(p, i["x"], num_heads=a["num_heads"], window=_t(a["window"]),
-                                  mask=i.get("mask"), xp=xp)}
+    return {"y": v1.window_attention(p, i["x"], num_heads=a["num_heads"], window=_t(a["window"]),
+                                     mask=i.get("mask"), xp=xp)}
 
 
 def _make_block(c, rng):
@@ -290,9 +266,7 @@ def _make_block(c, rng):
 
 
 def _run_block(a, i, p, xp):
-    from .model import swin_block
-
-    return {"y": swin_block(p, i["x"], num_heads=a["num_heads"], window=_t(a["window"]),
+    return {"y": v1.swin_block(p, i["x"], num_heads=a["num_heads"], window=_t(a["window"]),
                             shift=_t(a["shift"]), roll_first=a["roll_first"], xp=xp)}
 
 
@@ -303,35 +277,10 @@ def _make_merging(c, rng):
 
 
 def _run_merging(a, i, p, xp):
-    from .model import patch_merging
-
-    return {"y": patch_merging(p, i["x"], xp=xp)}
-
-
-def run_stage(params: Mapping[str, Any], x, cfg, stage: int, *, xp):
-    """Stage ``stage`` of a V1 model alone: merge (stage >= 1), then its blocks, as the forward does.
-
-    params: names as in the whole model (``layers.{stage}.*``); x: (B, h, w, C) the previous stage's
-    output (for stage 0, the patch embedding's). Returns (B, h', w', C').
-    """
-    from .model import Scope, block_geometry, patch_merging, swin_block
-
-    prefix = f"layers.{stage}"
-    if stage > 0:
-        x = patch_merging(Scope(params, f"{prefix}.downsample"), x,
-                          pad_odd=cfg.semantics != "official", xp=xp)
-    resolution = (x.shape[1], x.shape[2])
-    for j in range(cfg.depths[stage]):
-        window, shift = block_geometry(cfg, stage, resolution, shifted=j % 2 == 1)
-        x = swin_block(Scope(params, f"{prefix}.blocks.{j}"), x, num_heads=cfg.num_heads[stage],
-                       window=window, shift=shift, roll_first=cfg.semantics == "timm",
-                       pad=cfg.semantics != "official", xp=xp)
-    return x
+    return {"y": v1.patch_merging(p, i["x"], xp=xp)}
 
 
 def _make_stage(c, rng):
-    from .model import config_grid
-
     cfg, i = _v1_config(c.args), c.args["stage"]
     h, w = config_grid(cfg, max(i - 1, 0))  # the grid this stage receives
     C = cfg.stage_dim(i - 1) if i > 0 else cfg.embed_dim
@@ -340,22 +289,18 @@ def _make_stage(c, rng):
 
 
 def _run_stage(a, i, p, xp):
-    return {"y": run_stage(p, i["x"], _v1_config(a), a["stage"], xp=xp)}
+    return {"y": v1.run_stage(p, i["x"], _v1_config(a), a["stage"], xp=xp)}
 
 
 def _make_model(c, rng):
-    from .weights import param_shapes
-
     cfg = _v1_config(c.args)
     H, W = cfg.image_hw
     x = rng.standard_normal((c.args["batch"], cfg.in_chans, H, W))
-    return {"x": x}, _params(rng, param_shapes(cfg))
+    return {"x": x}, _params(rng, v1.param_shapes(cfg))
 
 
 def _run_model(a, i, p, xp):
-    from .model import forward
-
-    _, inter = forward(p, i["x"], _v1_config(a), return_intermediates=True)
+    _, inter = v1.forward(p, i["x"], _v1_config(a), return_intermediates=True)
     return dict(inter)  # logits and every named intermediate
 
 
@@ -364,13 +309,10 @@ def _make_cpb(c, rng):
 
 
 def _run_cpb(a, i, p, xp, *, dtype):
-    from .v2 import continuous_position_bias, relative_coords_table
-    from .windows import relative_position_index
-
     window, pre = _t(a["window"]), _t(a["pretrained_window"])
-    coords = xp.astype(relative_coords_table(window, pre, xp=xp), dtype)  # built in float32, as in every port
-    index = relative_position_index(window, xp=xp)
-    bias = continuous_position_bias(p, coords, index, num_heads=a["num_heads"], xp=xp)
+    coords = xp.astype(v2.relative_coords_table(window, pre, xp=xp), dtype)  # built in float32, as in every port
+    index = windows.relative_position_index(window, xp=xp)
+    bias = v2.continuous_position_bias(p, coords, index, num_heads=a["num_heads"], xp=xp)
     return {"coords": coords, "bias": bias}
 
 
@@ -381,10 +323,8 @@ def _make_v2_attention(c, rng):
 
 
 def _run_v2_attention(a, i, p, xp):
-    from .v2 import window_attention
-
-    return {"y": window_attention(p, i["x"], num_heads=a["num_heads"], window=_t(a["window"]),
-                                  pretrained_window=_t(a["pretrained_window"]), mask=i.get("mask"),
+    return {"y": v2.window_attention(p, i["x"], num_heads=a["num_heads"], window=_t(a["window"]),
+                                     pretrained_window=_t(a["pretrained_window"]), mask=i.get("mask"),
                                   xp=xp)}
 
 
@@ -396,18 +336,14 @@ def _make_v2_block(c, rng):
 
 
 def _run_v2_block(a, i, p, xp):
-    from .v2 import BlockGeometry, swin_v2_block
-
-    geometry = BlockGeometry(_t(a["window"]), _t(a["shift"]), roll_first=a["roll_first"],
+    geometry = v2.BlockGeometry(_t(a["window"]), _t(a["shift"]), roll_first=a["roll_first"],
                              mask_repeats=a["mask_repeats"])
-    return {"y": swin_v2_block(p, i["x"], num_heads=a["num_heads"], geometry=geometry,
+    return {"y": v2.swin_v2_block(p, i["x"], num_heads=a["num_heads"], geometry=geometry,
                                pretrained_window=_t(a["pretrained_window"]), xp=xp)}
 
 
 def _run_video_partition(a, i, p, xp):
-    from .video import window_partition
-
-    return {"windows": window_partition(i["x"], tuple(a["window"]), xp=xp)}
+    return {"windows": windows.window_partition(i["x"], tuple(a["window"]), xp=xp)}
 
 
 def _make_video_reverse(c, rng):
@@ -418,24 +354,18 @@ def _make_video_reverse(c, rng):
 
 
 def _run_video_reverse(a, i, p, xp):
-    from .video import window_reverse
-
     _, D, H, W, _ = a["shape"]
-    return {"x": window_reverse(i["windows"], tuple(a["window"]), D, H, W, xp=xp)}
+    return {"x": windows.window_reverse(i["windows"], tuple(a["window"]), D, H, W, xp=xp)}
 
 
 def _run_video_mask(a, i, p, xp, *, dtype):
-    from .video import region_ids, shift_mask
-
     size, window, shift = tuple(a["size"]), tuple(a["window"]), tuple(a["shift"])
-    return {"region_ids": region_ids(size, window, shift, xp=xp),
-            "mask": shift_mask(size, window, shift, xp=xp, dtype=dtype)}
+    return {"region_ids": windows.region_ids(size, window, shift, xp=xp),
+            "mask": windows.shift_mask(size, window, shift, xp=xp, dtype=dtype)}
 
 
 def _run_video_index(a, i, p, xp):
-    from .video import relative_position_index
-
-    return {"index": relative_position_index(tuple(a["window"]), xp=xp)}
+    return {"index": windows.relative_position_index(tuple(a["window"]), xp=xp)}
 
 
 @dataclass(frozen=True)
@@ -484,9 +414,7 @@ COMPONENTS: dict[str, Component] = {
 
 
 def _model_config(**kw) -> dict[str, Any]:
-    from .config import SwinConfig
-
-    return SwinConfig(**kw).to_dict()
+    return v1.SwinConfig(**kw).to_dict()
 
 
 # Two stages on an 8x8 token grid, window 4: shifted blocks in stage 0, and in stage 1 the grid
@@ -652,8 +580,6 @@ def case_tensors(case: Case, dtype: str) -> dict[str, np.ndarray]:
 
 
 def case_metadata(case: Case, dtype: str, tensors: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    from . import __version__
-
     return {
         "format": SUITE_FORMAT, "suite_version": SUITE_VERSION, "swinref_version": __version__,
         "case": case.name, "component": case.component,
@@ -677,8 +603,6 @@ def write_suite(out: str | os.PathLike, *, dtypes: tuple[str, ...] = DTYPES,
 
     ``progress(description)`` is called once per file written, when given.
     """
-    from . import __version__
-
     bad = [d for d in dtypes if d not in DTYPES]
     if bad or not dtypes:
         raise ValueError(f"dtypes must be a non-empty subset of {list(DTYPES)}, got {list(dtypes)}")
@@ -754,7 +678,7 @@ def read_case_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict
     path = os.fspath(path)
     with open(path, "rb") as f:
         data = f.read()
-    header = _parse_header(data, path)  # clear messages for short, foreign, truncated files
+    header = parse_safetensors_header(data, path)  # clear messages for short, foreign, truncated files
     try:
         tensors = load(data)
     except Exception as e:  # safetensors raises its own error type for inconsistent headers
@@ -873,7 +797,7 @@ def verify(expected: str | os.PathLike, actual: str | os.PathLike, *,
                           float(tol["atol"]), float(tol["rtol"]))
         results.append(check)
         exp_path, act_path = os.path.join(expected, entry["file"]), os.path.join(actual, entry["file"])
-        if not os.path.exists(exp_path) or _sha256_file(exp_path) != entry["sha256"]:
+        if not os.path.exists(exp_path) or sha256_file(exp_path) != entry["sha256"]:
             check.problems.append(("expected-corrupt", f"the expected file {entry['file']} is missing or "
                                    "its sha256 differs from the manifest: the reference suite is damaged"))
             continue
@@ -905,8 +829,6 @@ def _finite(v):
 
 
 def report_dict(results: list[CaseCheck], expected: str, actual: str) -> dict[str, Any]:
-    from . import __version__
-
     failed = [r for r in results if not r.passed]
     return {
         "format": REPORT_FORMAT, "suite_version": SUITE_VERSION, "swinref_version": __version__,
@@ -944,125 +866,3 @@ def junit_xml(results: list[CaseCheck]) -> bytes:
                               message="; ".join(m for _, m in failures))
             f.text = "\n".join(f"[{k}] {m}" for k, m in failures)
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
-
-
-# ----- command line ----------------------------------------------------------------------------
-def _cmd_vectors(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    dtypes = DTYPES if args.dtype == "both" else (args.dtype,)
-    total = sum(len(c.dtypes(dtypes)) for c in CASES)
-    err = Console(stderr=True)
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=err, transient=True)
-    with bar:
-        task = bar.add_task("writing test vectors", total=total)
-        manifest = write_suite(args.out, dtypes=dtypes,
-                               progress=lambda name: bar.update(task, advance=1, description=name))
-    size = sum(e["bytes"] for e in manifest["cases"])
-    comps = sorted({e["component"] for e in manifest["cases"]})
-    console = _stdout_console()
-    console.print(f"[bold]wrote[/bold] {len(manifest['cases'])} case files and {MANIFEST} to {args.out} "
-                  f"({size / 1024:.1f} KiB of cases; suite version {SUITE_VERSION})")
-    console.print(f"{len(CASES)} cases over {len(comps)} components, dtypes {', '.join(dtypes)}")
-    return 0
-
-
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.2e}"
-
-
-def _cmd_verify(args: argparse.Namespace) -> int:
-    import sys
-
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    results = verify(args.expected, args.actual, select=args.select)
-    if not results:
-        raise ValueError(f"no case of the suite matches --select {args.select!r}")
-    # a pipe or file gets 200 columns: the table has ten of them and long case names
-    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
-    console.print(f"expected {args.expected}\nactual   {args.actual}\n"
-                  "rule: |expected - actual| <= atol + rtol * |expected| (tolerances per case)")
-    table = Table()
-    for col in ("case", "tensor", "shape", "dtype", "max abs", "max rel", "ULP", "atol", "rtol", "result"):
-        table.add_column(col, no_wrap=True)
-    for r in results:
-        if args.failures_only and r.passed:
-            continue
-        tol = (f"{r.atol:g}", f"{r.rtol:g}")
-        for kind, _ in r.problems:
-            table.add_row(r.name, "-", "-", r.dtype, "-", "-", "-", *tol, f"[red]FAIL[/red] {kind}")
-        for t in r.tensors:
-            if args.failures_only and t.passed:
-                continue
-            shape = str(t.shape_expected) if t.shape_actual in (None, t.shape_expected) else \
-                f"{t.shape_expected} vs {t.shape_actual}"
-            dtype = t.dtype_expected if t.dtype_actual in (None, t.dtype_expected) else \
-                f"{t.dtype_expected} vs {t.dtype_actual}"
-            verdict = "[green]pass[/green]" if t.passed else f"[red]FAIL[/red] {t.kind}"
-            table.add_row(r.name, t.name, shape, dtype, _fmt(t.max_abs), _fmt(t.max_rel),
-                          "-" if t.max_ulp is None else str(t.max_ulp), *tol, verdict)
-    console.print(table)
-    report = report_dict(results, args.expected, args.actual)
-    if args.report_json:
-        with open(args.report_json, "w", encoding="utf-8") as f:
-            f.write(json.dumps(report, indent=1, sort_keys=True) + "\n")
-    if args.junit:
-        with open(args.junit, "wb") as f:
-            f.write(junit_xml(results))
-    s = report["summary"]
-    if report["passed"]:
-        console.print(f"[green]PASS[/green]: all {s['cases']} cases ({s['tensors']} output tensors) "
-                      "within tolerance")
-        return 0
-    bad = [r for r in results if not r.passed]
-    for r in bad:
-        for kind, message in r.failures():
-            console.print(f"[red]FAIL[/red] {r.name} {escape(f'[{kind}]')} {escape(message)}", soft_wrap=True)
-    listed = "; ".join(f"{r.name} ({', '.join(sorted({k for k, _ in r.failures()}))})" for r in bad)
-    console.print(f"[red]FAIL[/red]: {s['failed']} of {s['cases']} cases failed ({s['tensors_failed']} "
-                  f"of {s['tensors']} output tensors compared): {listed}", soft_wrap=True)
-    return 1
-
-
-VECTORS_HELP = """\
-Write the test-vector suite: one safetensors file per case (inputs/, params/ and outputs/ tensors,
-JSON metadata under the key 'swinref' with the component, arguments, dtype and tolerance) and
-manifest.json (suite version, swinref version, and per file its sha256, tensors and tolerance).
-Two runs write byte-identical files. See docs/conformance.md.
-"""
-
-VERIFY_HELP = """\
-Check a port's outputs against the suite. ACTUAL holds one file per case with the same file
-name and the same outputs/ tensor names (inputs/ and params/ may be omitted). Every output tensor
-must have the expected dtype and shape and satisfy |expected - actual| <= atol + rtol * |expected|
-with the case's tolerance from the manifest. Exit 0 when every case passes, 1 when any fails
-(missing file or tensor, unreadable file, wrong shape or dtype, values beyond tolerance), 2 when
-EXPECTED has no usable manifest.
-"""
-
-
-def register(sub) -> None:
-    """Add the ``vectors`` and ``verify`` commands to the ``swinref`` command line."""
-    p = sub.add_parser("vectors", help="write the language-neutral test-vector suite",
-                       description=VECTORS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", metavar="DIR", required=True, help="directory to write the suite into")
-    p.add_argument("--dtype", choices=("both", *DTYPES), default="both",
-                   help="dtype variants of the float cases (default both)")
-    p.set_defaults(func=_cmd_vectors)
-
-    v = sub.add_parser("verify", help="check a port's outputs against the test-vector suite",
-                       description=VERIFY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    v.add_argument("expected", metavar="DIR_EXPECTED", help="the suite written by 'swinref vectors'")
-    v.add_argument("actual", metavar="DIR_ACTUAL", help="the port's outputs in the same layout")
-    v.add_argument("--report-json", metavar="PATH", default=None, help="write the JSON report here")
-    v.add_argument("--junit", metavar="PATH", default=None, help="write JUnit XML here")
-    v.add_argument("--select", metavar="GLOB", default=None,
-                   help="check only cases whose name matches (e.g. 'block_*.float32')")
-    v.add_argument("--failures-only", action="store_true",
-                   help="list only failing cases and tensors in the table")
-    v.set_defaults(func=_cmd_verify)

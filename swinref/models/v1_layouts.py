@@ -52,7 +52,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import SwinConfig
+from ..core import backend
+from ..core.params import check_state_dict, host_arrays, problems_error
+from ..core.windows import clamp_window, relative_position_index, shift_mask
+from .v1 import SwinConfig, describe, param_shapes, table_window
 
 LAYOUTS = ("timm", "timm_old", "torchvision", "hf", "hf4", "official")
 
@@ -169,8 +172,6 @@ def layout_name(name: str, layout: str) -> str | tuple[str, str, str]:
 
 def name_map(cfg: SwinConfig, layout: str) -> dict[str, str | tuple[str, str, str]]:
     """Every parameter ``cfg`` needs, timm name -> its name(s) in ``layout``, in timm's order."""
-    from .weights import param_shapes
-
     return {name: layout_name(name, layout) for name in param_shapes(cfg)}
 
 
@@ -182,9 +183,6 @@ def derived_buffers(cfg: SwinConfig, layout: str) -> dict[str, np.ndarray]:
     transformers keep the configured window). Masks (timm-family layouts, shifted blocks only):
     (nW, N, N) of 0 / -100 for the grid padded to a multiple of the window.
     """
-    from . import backend
-    from .windows import clamp_window, relative_position_index, shift_mask
-
     _check_layout(layout)
     xp = backend.get_namespace("numpy")
     spec = _BUFFERS[layout]
@@ -326,8 +324,6 @@ def rename(state_dict: Mapping[str, Any], cfg: SwinConfig, layout: str) -> Renam
 
     Shapes of ordinary parameters are not checked here (:func:`swinref.convert_state_dict` does).
     """
-    from .weights import _to_numpy
-
     _check_layout(layout)
     single: dict[str, str] = {}  # source name -> timm name
     split: dict[str, tuple[str, int]] = {}  # q/k/v source name -> (timm qkv name, row block)
@@ -344,12 +340,12 @@ def rename(state_dict: Mapping[str, Any], cfg: SwinConfig, layout: str) -> Renam
     parts: dict[str, dict[int, tuple[str, np.ndarray]]] = {}
     for key, value in state_dict.items():
         if key in single:
-            out.params[single[key]] = _to_numpy(value)
+            out.params[single[key]] = backend.to_numpy(value)
         elif key in split:
             timm_name, k = split[key]
-            parts.setdefault(timm_name, {})[k] = (key, _to_numpy(value))
+            parts.setdefault(timm_name, {})[k] = (key, backend.to_numpy(value))
         elif key in buffers:
-            problem = _check_buffer(key, _to_numpy(value), buffers[key])
+            problem = _check_buffer(key, backend.to_numpy(value), buffers[key])
             if problem:
                 out.problems.append(problem)
         elif key.rsplit(".", 1)[-1] in _BUFFER_LEAVES:
@@ -378,16 +374,10 @@ def to_timm(state_dict: Mapping[str, Any], cfg: SwinConfig, layout: str) -> dict
     and shapes are not checked here: :func:`swinref.convert_state_dict` renames the same way and
     then checks them.
     """
-    from .weights import WeightsError
-
     renamed = rename(state_dict, cfg, layout)
     if renamed.unexpected or renamed.problems:
-        lines = [f"state dict in layout {layout!r} does not fit the config:"]
-        for title, items in (("unexpected", renamed.unexpected), ("mis-shaped", renamed.problems)):
-            if items:
-                lines.append(f"  {title} ({len(items)}):")
-                lines.extend(f"    {item}" for item in items)
-        raise WeightsError("\n".join(lines))
+        raise problems_error(f"state dict in layout {layout!r} does not fit the config:",
+                             (("unexpected", renamed.unexpected), ("mis-shaped", renamed.problems)))
     return renamed.params
 
 
@@ -400,11 +390,8 @@ def from_timm(params: Mapping[str, Any], cfg: SwinConfig, layout: str, *,
     own model saves are added (torchvision, official, timm_old, hf4), so that the result loads
     with ``strict=True`` there.
     """
-    from .backend import to_numpy
-    from .weights import convert_state_dict
-
     _check_layout(layout)
-    checked = convert_state_dict({n: to_numpy(v) for n, v in params.items()}, cfg, source="timm")
+    checked = convert_state_dict(host_arrays(params), cfg, source="timm")
     out: dict[str, np.ndarray] = {}
     for name, value in checked.items():
         target = layout_name(name, layout)
@@ -417,3 +404,67 @@ def from_timm(params: Mapping[str, Any], cfg: SwinConfig, layout: str, *,
     if buffers and _BUFFERS[layout].saved:
         out.update(derived_buffers(cfg, layout))
     return out
+
+
+# ----- the family's loader -------------------------------------------------------------------
+# "timm" accepts timm's current and <= 0.8 names, "hf" transformers 5.x and 4.x names, "auto" any
+# layout above, detected from the names.
+SOURCES = ("timm", "torchvision", "hf", "official", "auto")
+
+
+def _check_derived(name: str, value: np.ndarray, cfg: SwinConfig) -> str | None:
+    """A stored index buffer (timm-named) must equal the one the config implies; masks are skipped."""
+    if name.endswith("relative_position_index"):
+        parts = name.split(".")  # layers.{i}.blocks.{j}.attn.relative_position_index
+        window = table_window(cfg, int(parts[1])) if parts[0] == "layers" else cfg.window
+        expected = np.asarray(relative_position_index(window, xp=backend.get_namespace("numpy")))
+        if value.shape != expected.shape or not np.array_equal(value.reshape(expected.shape), expected):
+            return f"{name}: stored relative_position_index differs from the one for window {window}"
+    return None
+
+
+def convert_state_dict(state_dict: Mapping[str, Any], cfg: SwinConfig, *, source: str = "timm",
+                       dtype: str | None = None) -> dict[str, np.ndarray]:
+    """Check a V1 state dict against ``cfg`` and return params (NumPy arrays, timm names).
+
+    state_dict: names to arrays (NumPy, torch tensors, anything with ``__array__``).
+    source: the layout of the names, one of :data:`SOURCES`; other layouts are renamed to timm's
+        names first and errors name their entries as stored.
+    dtype: ``None`` keeps the stored dtype; ``"float32"``/``"float64"`` cast explicitly.
+    Raises :class:`swinref.WeightsError` listing every missing, unexpected and mis-shaped key at
+    once. Stored ``relative_position_index`` / ``attn_mask`` buffers are not loaded (they are
+    derived from the config) but an index (for the renamed layouts also a mask) that disagrees
+    with the config is reported.
+    """
+    arrays = host_arrays(state_dict)
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    source_keys = list(arrays)
+    layout, detected = resolve_source(source_keys, source)
+    labels: dict[str, str] = {}  # timm name -> name as stored, for messages
+    unexpected: list[str] = []
+    problems: list[str] = []
+    if layout != "timm":  # rename first; derived buffers are checked while renaming
+        renamed = rename(arrays, cfg, layout)
+        arrays, labels = renamed.params, renamed.labels
+        unexpected, problems = list(renamed.unexpected), list(renamed.problems)
+    plain = {}
+    for name, array in arrays.items():
+        if name.rsplit(".", 1)[-1] in _BUFFER_LEAVES:
+            problem = _check_derived(name, array, cfg)
+            if problem:
+                problems.append(problem)
+        else:
+            plain[name] = array
+    where = "" if layout == "timm" and not detected else (
+        f" in layout {layout!r}" + (" (detected from its names)" if detected else ""))
+    hint = None if source == "auto" else mismatch_hint(source_keys, source)
+    return check_state_dict(plain, param_shapes(cfg), dtype=dtype, labels=labels,
+                            unexpected=unexpected, problems=problems, hints=[hint] if hint else [],
+                            title=f"state dict{where} does not match the config ({describe(cfg)}):")
+
+
+def export_state_dict(params: Mapping[str, Any], cfg: SwinConfig, *, layout: str = "timm",
+                      buffers: bool = True) -> dict[str, np.ndarray]:
+    """V1 params in ``layout``'s names (one of :data:`LAYOUTS`): :func:`from_timm`."""
+    return from_timm(params, cfg, layout, buffers=buffers)

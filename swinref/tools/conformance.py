@@ -35,7 +35,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend, model, windows
+from ..core import backend
+from ..core import windows
+from ..models import v1 as model
+
 
 FUNCTIONS = ("window_partition", "window_reverse", "shift_mask", "relative_position_index",
              "relative_position_bias", "window_attention", "shifted_window_attention")

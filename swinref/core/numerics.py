@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import math
 
+LN_EPS = 1e-5  # every LayerNorm of every Swin family and port (PyTorch's default)
+
 _SMALL_LIMIT = 0.84375  # |x| below: the power-series form; above: the exponential tail form
 _TAIL_SPLIT = 2.0  # the two tail polynomials meet at x = 2 (1/x = 0.5)
 _TAIL_LIMIT = 28.0  # erfc(x) underflows to 0 in float64 beyond x = 27.3; clipping keeps inf out

@@ -1,33 +1,30 @@
-"""The ``swinref`` command line. Each command lives in the module that owns its feature and
-registers itself through a ``register(subparsers)`` function listed here."""
+"""The ``swinref`` command line: argparse, console output and exit codes only.
+
+Each command group is one module here with a ``register(subparsers)`` function; the library does
+the work and raises typed errors, which :func:`main` turns into one-line messages and exit codes.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-# module -> provides register(subparsers); each registered parser sets ``func(args) -> int``
-COMMAND_MODULES = (
-    "swinref.golden",
-    "swinref.flops",
-    "swinref.crosscheck",
-    "swinref.vectors",
-    "swinref.show",
-)
+from .._version import __version__
+from . import crosscheck, golden, info, show, vectors
+
+# module -> register(subparsers); each registered parser sets ``func(args) -> int``
+COMMAND_MODULES = (golden, info, crosscheck, vectors, show)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
     parser = argparse.ArgumentParser(
         prog="swinref",
         description="Golden-reference Swin Transformer: golden files, comparisons, model facts.",
     )
     parser.add_argument("--version", action="version", version=f"swinref {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 

@@ -18,7 +18,6 @@ numerics from :mod:`swinref.numerics`.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,22 +25,38 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import backend
-from .config import ImageGeometry, _pair
-from .model import Scope, _cached, check_params, head, patch_embed
-from .numerics import gelu, layer_norm, linear, softmax
-from .weights import WeightsError, _trunc_normal
-from .windows import (
-    clamp_window,
-    cyclic_shift,
-    pad_bottom_right,
-    relative_position_index,
-    shift_mask,
-    window_partition,
-    window_reverse,
+from ..core import backend
+from ..core.cache import host_constant
+from ..core.config import ImageGeometry, is_int, pair
+from ..core.layers import (
+    add_window_mask,
+    gather_bias,
+    index_like,
+    mask_for,
+    merge_heads,
+    mlp,
+    patch_embed,
+    pool_head,
+    space_to_depth,
+    split_heads,
 )
+from ..core.numerics import LN_EPS, layer_norm, linear, softmax
+from ..core.params import (
+    INIT_SCHEMES,
+    Scope,
+    check_arrays_like,
+    check_image_batch,
+    check_param_shapes,
+    check_state_dict,
+    count,
+    host_arrays,
+    random_value,
+    seeded_params,
+    trunc_normal,
+)
+from ..core.windows import clamp_window, shifted_window_apply
 
-LN_EPS = 1e-5  # every LayerNorm of every V2 port (PyTorch default)
+FAMILY = "v2"
 NORMALIZE_EPS = 1e-12  # F.normalize: x / max(||x||, eps), so a zero vector maps to 0, not NaN
 LOGIT_SCALE_MAX = math.log(1.0 / 0.01)  # timm and the official code clamp at log(1 / 0.01) = log(100)
 CPB_HIDDEN = 512  # cpb_mlp: Linear(2, 512) -> ReLU -> Linear(512, nH, bias=False)
@@ -57,7 +72,7 @@ class SwinV2Config(ImageGeometry):
     takes timm's keyword arguments. Defaults describe ``swinv2_tiny_window8_256``.
     """
 
-    version: ClassVar[int] = 2  # SwinConfig is version 1; swinref.forward dispatches on this
+    family: ClassVar[str] = FAMILY
 
     img_size: int | tuple[int, int] = 256  # input H, W; the forward checks the input against it
     patch_size: int = 4
@@ -79,11 +94,7 @@ class SwinV2Config(ImageGeometry):
     semantics: str = "timm"
 
     def __post_init__(self):
-        object.__setattr__(self, "depths", tuple(self.depths))
-        object.__setattr__(self, "num_heads", tuple(self.num_heads))
-        for name in ("img_size", "window_size"):
-            if isinstance(getattr(self, name), list):
-                object.__setattr__(self, name, tuple(getattr(self, name)))
+        self._normalise("img_size", "window_size")
         pws = self.pretrained_window_sizes
         if pws is None:
             pws = (0,) * len(self.depths)
@@ -93,60 +104,40 @@ class SwinV2Config(ImageGeometry):
 
     def pretrained_window(self, i: int) -> tuple[int, int]:
         """Pre-training window of stage i, (0, 0) when there was none."""
-        return _pair(self.pretrained_window_sizes[i], f"pretrained_window_sizes[{i}]")
+        return pair(self.pretrained_window_sizes[i], f"pretrained_window_sizes[{i}]")
 
     def validate(self) -> None:
         problems = []
         for name in ("img_size", "window_size"):
             try:
-                if min(_pair(getattr(self, name), name)) < 1:
+                if min(pair(getattr(self, name), name)) < 1:
                     problems.append(f"{name} must be >= 1, got {getattr(self, name)!r}")
             except ValueError as e:
                 problems.append(str(e))
-        for name in ("patch_size", "in_chans", "embed_dim"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                problems.append(f"{name} must be a positive int, got {v!r}")
-        if not problems:
+        P = self.patch_size
+        if not is_int(P) or P < 1:
+            problems.append(f"patch_size must be a positive int, got {P!r}")
+        elif not problems:
             H, W = self.image_hw
-            if H % self.patch_size or W % self.patch_size:
-                problems.append(f"img_size {H}x{W} is not a multiple of patch_size {self.patch_size}")
-        n = self.num_classes
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            problems.append(f"num_classes must be an int >= 0, got {self.num_classes!r}")
-        if not self.depths:
-            problems.append("depths must name at least one stage")
-        if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.depths):
-            problems.append(f"every depth must be a positive int, got {self.depths!r}")
-        if len(self.num_heads) != len(self.depths):
-            problems.append(f"depths has {len(self.depths)} stages but num_heads has "
-                            f"{len(self.num_heads)}: give one head count per stage")
-        elif isinstance(self.embed_dim, int) and not isinstance(self.embed_dim, bool):
-            for i, h in enumerate(self.num_heads):
-                if isinstance(h, bool) or not isinstance(h, int) or h < 1:
-                    problems.append(f"num_heads[{i}] must be a positive int, got {h!r}")
-                elif self.stage_dim(i) % h:
-                    problems.append(f"stage {i} width {self.stage_dim(i)} is not divisible by "
-                                    f"num_heads[{i}] = {h}")
+            if H % P or W % P:
+                problems.append(f"img_size {H}x{W} is not a multiple of patch_size {P}")
+        problems += self._stage_problems()
         if len(self.pretrained_window_sizes) != len(self.depths):
             problems.append(f"pretrained_window_sizes has {len(self.pretrained_window_sizes)} entries "
                             f"for {len(self.depths)} stages: give one per stage (0 = none)")
         for i, p in enumerate(self.pretrained_window_sizes):
             try:
-                pw = _pair(p, f"pretrained_window_sizes[{i}]")
+                pw = pair(p, f"pretrained_window_sizes[{i}]")
                 if min(pw) < 0 or (min(pw) == 0) != (max(pw) == 0):
                     problems.append(f"pretrained_window_sizes[{i}] must be 0 or >= 1 on both axes, got {p!r}")
             except ValueError as e:
                 problems.append(str(e))
-        if not self.mlp_ratio > 0:
-            problems.append(f"mlp_ratio must be > 0, got {self.mlp_ratio!r}")
         if self.semantics not in SEMANTICS:
             problems.append(f"semantics must be one of {', '.join(SEMANTICS)}, got {self.semantics!r}")
         elif self.semantics == "hf" and not problems and self.window[0] != self.window[1]:
             problems.append(f"semantics='hf' needs a square window (transformers takes one int), "
                             f"got {self.window_size!r}")
-        if problems:
-            raise ValueError("invalid SwinV2Config:\n  - " + "\n  - ".join(problems))
+        self._raise_if(problems)
 
     @classmethod
     def named(cls, name: str, **overrides: Any) -> "SwinV2Config":
@@ -155,10 +146,6 @@ class SwinV2Config(ImageGeometry):
             valid = ", ".join(sorted(MODEL_ZOO_V2))
             raise ValueError(f"unknown Swin V2 model {name!r}; expected one of: {valid}")
         return cls(**{**MODEL_ZOO_V2[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 _T = dict(embed_dim=96, num_heads=(3, 6, 12, 24))
@@ -196,7 +183,7 @@ def l2_normalize(x, *, eps: float = NORMALIZE_EPS, xp):
     plain ``x / ||x||`` would poison every window that holds padding.
     """
     norm = xp.sqrt(xp.sum(x * x, axis=-1, keepdims=True))  # (..., 1)
-    return x / xp.maximum(norm, xp.asarray(eps, dtype=x.dtype, device=x.device))
+    return x / xp.maximum(norm, xp.asarray(eps, dtype=x.dtype, device=backend.device(x)))
 
 
 def relative_coords_table(window: tuple[int, int], pretrained_window: tuple[int, int] = (0, 0), *,
@@ -231,19 +218,17 @@ def continuous_position_bias(p: Mapping[str, Any], coords, index, *, num_heads: 
     coords: ((2Mh-1)*(2Mw-1), 2) from :func:`relative_coords_table`, in the params' dtype;
     index: (N, N) from :func:`swinref.windows.relative_position_index`.
     """
-    N = index.shape[0]
     hidden = linear(coords, p["cpb_mlp.0.weight"], p["cpb_mlp.0.bias"], xp=xp)  # (T, 512)
     hidden = xp.maximum(hidden, xp.zeros_like(hidden))  # ReLU
     table = linear(hidden, p["cpb_mlp.2.weight"], None, xp=xp)  # (T, nH)
-    bias = xp.take(table, xp.reshape(index, (-1,)), axis=0)  # (N*N, nH)
-    bias = xp.permute_dims(xp.reshape(bias, (N, N, num_heads)), (2, 0, 1))  # (nH, N, N)
+    bias = gather_bias(table, index, xp=xp)  # (nH, N, N)
     return 16.0 / (1.0 + xp.exp(-bias))  # 16 * sigmoid
 
 
 def logit_scale(p: Mapping[str, Any], *, xp):
     """exp(min(logit_scale, log(100))): the per-head temperature, (nH, 1, 1), at most 100."""
     s = p["logit_scale"]
-    return xp.exp(xp.minimum(s, xp.asarray(LOGIT_SCALE_MAX, dtype=s.dtype, device=s.device)))
+    return xp.exp(xp.minimum(s, xp.asarray(LOGIT_SCALE_MAX, dtype=s.dtype, device=backend.device(s))))
 
 
 def window_attention(p: Mapping[str, Any], x, *, num_heads: int, window: tuple[int, int],
@@ -256,43 +241,27 @@ def window_attention(p: Mapping[str, Any], x, *, num_heads: int, window: tuple[i
     and ``v_bias`` (C,) or both absent, ``logit_scale`` (nH, 1, 1), ``cpb_mlp.*``,
     ``proj.weight`` (C, C), ``proj.bias``. Returns (B*nW, N, C).
     """
-    B_, N, C = x.shape
     nH = num_heads
-    d = C // nH
     bias = None
     if "q_bias" in p:  # the k bias is a zero buffer (timm), not a parameter
         bias = xp.concat([p["q_bias"], xp.zeros_like(p["q_bias"]), p["v_bias"]])  # (3C,)
-    qkv = linear(xp.reshape(x, (B_ * N, C)), p["qkv.weight"], bias, xp=xp)  # (B_*N, 3C)
-    qkv = xp.permute_dims(xp.reshape(qkv, (B_, N, 3, nH, d)), (2, 0, 3, 1, 4))  # (3, B_, nH, N, d)
-    q, k, v = qkv[0, ...], qkv[1, ...], qkv[2, ...]
+    qkv = linear(x, p["qkv.weight"], bias, xp=xp)  # (B_, N, 3C)
+    q, k, v = split_heads(qkv, nH, xp=xp)  # (B_, nH, N, d) each
     attn = xp.matmul(l2_normalize(q, xp=xp), xp.matrix_transpose(l2_normalize(k, xp=xp)))  # (B_, nH, N, N)
     attn = attn * logit_scale(p, xp=xp)
-
-    dev = x.device
-    key = ("cpb", backend.backend_name(xp), repr(dev), str(x.dtype), tuple(window), tuple(pretrained_window))
-    coords = _cached("v2", key, lambda: xp.astype(
-        relative_coords_table(window, pretrained_window, xp=xp, device=dev), x.dtype))  # (T, 2)
-    index = _cached("v2", ("index", backend.backend_name(xp), repr(dev), tuple(window)),
-                    lambda: relative_position_index(window, xp=xp, device=dev))
-    attn = attn + continuous_position_bias(p, coords, index, num_heads=nH, xp=xp)[None, ...]
+    coords = backend.from_host(host_coords_table(window, pretrained_window), x, dtype=x.dtype)  # (T, 2)
+    attn = attn + continuous_position_bias(p, coords, index_like(window, x), num_heads=nH, xp=xp)[None, ...]
     if mask is not None:
-        nW = mask.shape[0]
-        attn = xp.reshape(attn, (B_ // nW, nW, nH, N, N))
-        for _ in range(mask_repeats):
-            attn = attn + mask[None, :, None, :, :]
-        attn = xp.reshape(attn, (B_, nH, N, N))
+        attn = add_window_mask(attn, mask, repeats=mask_repeats, xp=xp)
     attn = softmax(attn, axis=-1, xp=xp)
-    out = xp.matmul(attn, v)  # (B_, nH, N, d)
-    out = xp.reshape(xp.permute_dims(out, (0, 2, 1, 3)), (B_ * N, C))  # heads back to channels
-    return xp.reshape(linear(out, p["proj.weight"], p["proj.bias"], xp=xp), (B_, N, C))
+    out = merge_heads(xp.matmul(attn, v), xp=xp)  # (B_, N, C)
+    return linear(out, p["proj.weight"], p["proj.bias"], xp=xp)
 
 
-def mlp(p: Mapping[str, Any], x, *, xp):
-    """fc1 -> exact GELU -> fc2 on tokens. x: (..., C); returns (..., C)."""
-    shape = x.shape
-    x = xp.reshape(x, (-1, shape[-1]))  # (tokens, C): one 2-D matmul, much faster than a stacked one
-    h = gelu(linear(x, p["fc1.weight"], p["fc1.bias"], xp=xp), xp=xp)  # (tokens, r*C)
-    return xp.reshape(linear(h, p["fc2.weight"], p["fc2.bias"], xp=xp), shape)
+def host_coords_table(window: tuple[int, int], pretrained_window: tuple[int, int]) -> np.ndarray:
+    """:func:`relative_coords_table` (float32) built once per window on the host."""
+    return host_constant("v2_coords", (tuple(window), tuple(pretrained_window)), lambda: np.asarray(
+        relative_coords_table(window, pretrained_window, xp=backend.get_namespace("numpy"))))
 
 
 @dataclass(frozen=True)
@@ -337,30 +306,13 @@ def swin_v2_block(p: Mapping[str, Any], x, *, num_heads: int, geometry: BlockGeo
     x: (B, H, W, C). Padded tokens are zeros; they take part in attention unmasked (every port).
     Returns (B, H, W, C).
     """
-    B, H, W, C = x.shape
-    (Mh, Mw), shift = geometry.window, geometry.shift
-    pad_h, pad_w = (-H) % Mh, (-W) % Mw
-    Hp, Wp = H + pad_h, W + pad_w
-    back = (-shift[0], -shift[1])
-    if geometry.roll_first:  # timm: roll the grid, then pad bottom/right
-        h = pad_bottom_right(cyclic_shift(x, back, xp=xp), pad_h, pad_w, xp=xp)  # (B, Hp, Wp, C)
-    else:  # torchvision, transformers: pad, then roll the padded grid
-        h = cyclic_shift(pad_bottom_right(x, pad_h, pad_w, xp=xp), back, xp=xp)  # (B, Hp, Wp, C)
-    mask = None
-    if any(shift):
-        key = ("mask", backend.backend_name(xp), repr(x.device), str(x.dtype), (Hp, Wp),
-               geometry.window, shift)
-        mask = _cached("v2", key, lambda: shift_mask((Hp, Wp), geometry.window, shift, xp=xp,
-                                               dtype=x.dtype, device=x.device))
-    windows = window_partition(h, geometry.window, xp=xp)  # (B*nW, N, C)
-    windows = window_attention(Scope(p, "attn"), windows, num_heads=num_heads, window=geometry.window,
-                               pretrained_window=pretrained_window, mask=mask,
-                               mask_repeats=geometry.mask_repeats, xp=xp)
-    h = window_reverse(windows, geometry.window, Hp, Wp, xp=xp)  # (B, Hp, Wp, C)
-    if geometry.roll_first:
-        h = cyclic_shift(h[:, :H, :W, :], shift, xp=xp)  # (B, H, W, C)
-    else:
-        h = cyclic_shift(h, shift, xp=xp)[:, :H, :W, :]
+    def attend(windows, mask):  # (B*nW, N, C)
+        return window_attention(Scope(p, "attn"), windows, num_heads=num_heads, window=geometry.window,
+                                pretrained_window=pretrained_window, mask=mask,
+                                mask_repeats=geometry.mask_repeats, xp=xp)
+
+    h = shifted_window_apply(x, geometry.window, geometry.shift, attend, roll_first=geometry.roll_first,
+                             mask_for=mask_for(x, geometry.window, geometry.shift), xp=xp)  # (B, H, W, C)
     x = x + layer_norm(h, p["norm1.weight"], p["norm1.bias"], eps=LN_EPS, xp=xp)  # post-norm
     return x + layer_norm(mlp(Scope(p, "mlp"), x, xp=xp), p["norm2.weight"], p["norm2.bias"],
                           eps=LN_EPS, xp=xp)
@@ -373,45 +325,29 @@ def patch_merging(p: Mapping[str, Any], x, *, xp):
     x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2] (row offset fastest, as in V1).
     Returns (B, ceil(H/2), ceil(W/2), 2C).
     """
-    B, H, W, C = x.shape
-    x = pad_bottom_right(x, H % 2, W % 2, xp=xp)
-    H2, W2 = (H + 1) // 2, (W + 1) // 2
-    x = xp.reshape(x, (B, H2, 2, W2, 2, C))  # (B, H/2, dh, W/2, dw, C)
-    x = xp.permute_dims(x, (0, 1, 3, 4, 2, 5))  # (B, H/2, W/2, dw, dh, C)
-    x = xp.reshape(x, (B * H2 * W2, 4 * C))
-    x = linear(x, p["reduction.weight"], None, xp=xp)  # (B*H/2*W/2, 2C)
-    x = layer_norm(x, p["norm.weight"], p["norm.bias"], eps=LN_EPS, xp=xp)
-    return xp.reshape(x, (B, H2, W2, x.shape[-1]))
+    x = space_to_depth(x, xp=xp)  # (B, H/2, W/2, 4C)
+    x = linear(x, p["reduction.weight"], None, xp=xp)  # (B, H/2, W/2, 2C)
+    return layer_norm(x, p["norm.weight"], p["norm.bias"], eps=LN_EPS, xp=xp)
 
 
 # ----- input checks --------------------------------------------------------------------------
 def check_input(x, cfg: SwinV2Config) -> None:
     """Raise a clear error unless x is a float (B, in_chans, H, W) batch of cfg's img_size."""
-    if not isinstance(cfg, SwinV2Config):
-        raise TypeError(f"swinref.v2 needs a SwinV2Config, got {type(cfg).__name__}; "
-                        "Swin V1 configs go to swinref.forward")
-    xp = backend.namespace(x)
+    check_image_batch(x, cfg.in_chans)
     shape = tuple(x.shape)
     H, W = cfg.image_hw
-    if len(shape) != 4:
-        raise ValueError(f"input must have rank 4, (B, {cfg.in_chans}, {H}, {W}); got shape {shape}")
-    if shape[1] != cfg.in_chans:
-        raise ValueError(f"input has {shape[1]} channels, config expects in_chans={cfg.in_chans}: "
-                         f"shape must be (B, {cfg.in_chans}, {H}, {W}), got {shape}")
-    if x.dtype not in (xp.float32, xp.float64):
-        raise TypeError(f"input dtype must be float32 or float64, got {x.dtype}")
-    if shape[0] < 1:
-        raise ValueError(f"input batch is empty: shape {shape}")
     if tuple(shape[2:]) != (H, W):
         raise ValueError(f"input size {shape[2]}x{shape[3]} does not match the config's img_size "
                          f"{H}x{W}; expected shape (B, {cfg.in_chans}, {H}, {W})")
 
 
-def _check_param_names(params: Mapping[str, Any], cfg: SwinV2Config) -> None:
-    missing = [n for n in param_shapes(cfg) if n not in params]
-    if missing:
-        raise WeightsError(f"params lack {len(missing)} Swin V2 entries, e.g. {missing[:3]}; "
-                           "load them with swinref.v2.convert_state_dict(state_dict, cfg)")
+MODEL_PREFIXES = ("patch_embed.", "layers.", "norm.", "head.")
+
+
+def check_params(params: Mapping[str, Any], x, cfg: SwinV2Config) -> None:
+    """The params contract: names and shapes against cfg, arrays in x's namespace, device, dtype."""
+    check_param_shapes(params, param_shapes(cfg), model_prefixes=MODEL_PREFIXES)
+    check_arrays_like(params, x)
 
 
 # ----- the whole model -----------------------------------------------------------------------
@@ -426,13 +362,12 @@ def forward(params: Mapping[str, Any], x, cfg: SwinV2Config, *, return_intermedi
     ``layers.{i}``, ``norm``, ``pre_logits``, ``logits``; all grids are (B, h, w, C).
     """
     check_input(x, cfg)
-    _check_param_names(params, cfg)
-    check_params(params, x)
+    check_params(params, x, cfg)
     xp = backend.namespace(x)
     inter: dict[str, Any] = {}
 
-    h = patch_embed(Scope(params, "patch_embed"), x, patch_size=cfg.patch_size, patch_norm=True,
-                    xp=xp)  # (B, H/4, W/4, C)
+    P = cfg.patch_size
+    h = patch_embed(Scope(params, "patch_embed"), x, patch_size=(P, P), patch_norm=True, xp=xp)  # (B, H/4, W/4, C)
     inter["patch_embed"] = h
     for i, depth in enumerate(cfg.depths):
         stage = f"layers.{i}"
@@ -448,7 +383,7 @@ def forward(params: Mapping[str, Any], x, cfg: SwinV2Config, *, return_intermedi
         inter[stage] = h
     h = layer_norm(h, params["norm.weight"], params["norm.bias"], eps=LN_EPS, xp=xp)
     inter["norm"] = h
-    pooled, logits = head(params, h, xp=xp)
+    pooled, logits = pool_head(params, h, head="head.fc", xp=xp)
     inter["pre_logits"] = pooled
     if logits is not None:
         inter["logits"] = logits
@@ -502,7 +437,7 @@ def param_shapes(cfg: SwinV2Config) -> dict[str, tuple[int, ...]]:
 
 def count_params(cfg: SwinV2Config) -> int:
     """Number of learned parameters (timm's ``sum(p.numel() for p in model.parameters())``)."""
-    return int(sum(math.prod(s) for s in param_shapes(cfg).values()))
+    return count(param_shapes(cfg))
 
 
 def init_params(cfg: SwinV2Config, *, seed: int = 0, dtype: str = "float64",
@@ -516,33 +451,24 @@ def init_params(cfg: SwinV2Config, *, seed: int = 0, dtype: str = "float64",
     N(0, 1/fan_in), biases N(0, 0.1^2), LayerNorm weight 1 + N(0, 0.1^2), logit_scale uniform in
     [log 2, log 200] so some heads exceed the clamp at log 100.
     """
-    if scheme not in ("timm", "random"):
-        raise ValueError(f"scheme must be 'timm' or 'random', got {scheme!r}")
-    rng = np.random.default_rng(seed)
-    params = {}
-    for name, shape in param_shapes(cfg).items():
-        leaf = name.rsplit(".", 1)[-1]
-        is_norm = ".norm" in name or name.startswith("norm.")
-        post_norm = ".norm1." in name or ".norm2." in name
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(INIT_SCHEMES)}, got {scheme!r}")
+
+    def value(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> np.ndarray:
         if name.endswith("logit_scale"):
-            value = (np.full(shape, math.log(10.0)) if scheme == "timm"
-                     else rng.uniform(math.log(2.0), math.log(200.0), size=shape))
-        elif scheme == "timm":
-            if is_norm and leaf == "weight":
-                value = np.zeros(shape) if post_norm else np.ones(shape)
-            elif leaf == "bias" or name.endswith(("q_bias", "v_bias")):
-                value = np.zeros(shape)
-            else:
-                value = _trunc_normal(rng, shape, 0.02)
-        elif is_norm and leaf == "weight":
-            value = 1.0 + 0.1 * rng.normal(size=shape)
-        elif leaf == "bias" or name.endswith(("q_bias", "v_bias")):
-            value = 0.1 * rng.normal(size=shape)
-        else:
-            fan_in = math.prod(shape[1:])
-            value = rng.normal(size=shape) / math.sqrt(fan_in)
-        params[name] = value.astype(dtype)
-    return params
+            return (np.full(shape, math.log(10.0)) if scheme == "timm"
+                    else rng.uniform(math.log(2.0), math.log(200.0), size=shape))
+        if scheme == "random":
+            return random_value(rng, name, shape)
+        leaf = name.rsplit(".", 1)[-1]
+        if (".norm" in name or name.startswith("norm.")) and leaf == "weight":
+            post_norm = ".norm1." in name or ".norm2." in name
+            return np.zeros(shape) if post_norm else np.ones(shape)
+        if leaf == "bias" or name.endswith(("q_bias", "v_bias")):
+            return np.zeros(shape)
+        return trunc_normal(rng, shape, 0.02)
+
+    return seeded_params(param_shapes(cfg), seed=seed, dtype=dtype, value=value)
 
 
 # ----- state-dict layouts --------------------------------------------------------------------
@@ -657,23 +583,13 @@ def _from_hf(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _to_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):  # torch tensors: leave autograd and the device behind
-        value = value.detach().cpu()
-        if str(value.dtype) == "torch.bfloat16":
-            value = value.float()
-        return value.numpy()
-    return backend.to_numpy(value)
-
-
 def to_timm_names(state_dict: Mapping[str, Any], source: str = "auto") -> dict[str, np.ndarray]:
     """Rename a V2 state dict of any supported layout to timm's names (derived buffers dropped)."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     if source == "auto":
         source = detect_source(state_dict)
-    arrays = {n: _to_numpy(v) for n, v in state_dict.items()
-              if n.rsplit(".", 1)[-1] not in _DERIVED}
+    arrays = {n: v for n, v in host_arrays(state_dict).items() if n.rsplit(".", 1)[-1] not in _DERIVED}
     if source == "timm":
         return arrays
     if source == "official":
@@ -697,35 +613,86 @@ def convert_state_dict(state_dict: Mapping[str, Any], cfg: SwinV2Config, *, sour
     dtype: None keeps the stored dtype; "float32"/"float64" cast explicitly.
     Raises :class:`swinref.WeightsError` listing every missing, unexpected and mis-shaped entry.
     """
-    if dtype not in (None, "float32", "float64"):
-        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
-    if not isinstance(cfg, SwinV2Config):
-        raise TypeError(f"swinref.v2.convert_state_dict needs a SwinV2Config, got {type(cfg).__name__}")
     renamed = to_timm_names(state_dict, source)
-    expected = param_shapes(cfg)
-    params: dict[str, np.ndarray] = {}
-    unexpected, misshaped, wrong_kind = [], [], []
-    for name, array in renamed.items():
-        if name not in expected:
-            unexpected.append(name)
-        elif tuple(array.shape) != expected[name]:
-            misshaped.append(f"{name}: got {tuple(array.shape)}, expected {expected[name]}")
-        elif array.dtype.kind != "f":
-            wrong_kind.append(f"{name}: dtype {array.dtype}, expected a float dtype")
-        else:
-            params[name] = array.astype(dtype) if dtype else array
-    missing = [n for n in expected if n not in renamed]
-    if missing or unexpected or misshaped or wrong_kind:
-        lines = [f"state dict does not match the Swin V2 config (embed_dim={cfg.embed_dim}, "
-                 f"depths={cfg.depths}, num_heads={cfg.num_heads}, window_size={cfg.window_size}, "
-                 f"num_classes={cfg.num_classes}):"]
-        if any(n.endswith("relative_position_bias_table") for n in unexpected):
-            lines.append("  it looks like a Swin V1 state dict (relative_position_bias_table, no "
-                         "logit_scale / cpb_mlp): use swinref.SwinConfig and swinref.convert_state_dict")
-        for title, items in (("missing", missing), ("unexpected", unexpected),
-                             ("mis-shaped", misshaped), ("wrong dtype", wrong_kind)):
-            if items:
-                lines.append(f"  {title} ({len(items)}):")
-                lines.extend(f"    {item}" for item in items)
-        raise WeightsError("\n".join(lines))
-    return {n: params[n] for n in expected}
+    unexpected = [n for n in renamed if n not in param_shapes(cfg)]
+    hints = []
+    if any(n.endswith("relative_position_bias_table") for n in unexpected):
+        hints.append("it looks like a Swin V1 state dict (relative_position_bias_table, no "
+                     "logit_scale / cpb_mlp): use swinref.SwinConfig")
+    return check_state_dict(
+        renamed, param_shapes(cfg), dtype=dtype, hints=hints,
+        title=(f"state dict does not match the Swin V2 config (embed_dim={cfg.embed_dim}, "
+               f"depths={cfg.depths}, num_heads={cfg.num_heads}, window_size={cfg.window_size}, "
+               f"num_classes={cfg.num_classes}):"))
+
+
+LAYOUTS = ("timm", "official", "torchvision", "hf")
+_HF_BLOCK_OUT = {new: old for old, new in _HF_BLOCK.items()}
+_HF_TOP_OUT = {new: old for old, new in _HF_TOP.items()}
+
+
+def _layout_name(name: str, layout: str) -> str:
+    """The name a timm-named V2 parameter has in ``layout`` (qkv and q/v biases handled apart)."""
+    parts = name.split(".")
+    merge = len(parts) > 3 and parts[0] == "layers" and parts[2] == "downsample"
+    block = len(parts) > 4 and parts[0] == "layers" and parts[2] == "blocks"
+    if layout == "official":
+        if merge:  # official merges at the end of stage i - 1
+            return ".".join(["layers", str(int(parts[1]) - 1), *parts[2:]])
+        return "head." + name[len("head.fc."):] if name.startswith("head.fc.") else name
+    if layout == "torchvision":
+        if name.startswith("patch_embed."):
+            return {"proj": "features.0.0.", "norm": "features.0.2."}[parts[1]] + parts[2]
+        if merge:
+            return f"features.{2 * int(parts[1])}." + ".".join(parts[3:])
+        if block:
+            rest = ".".join(parts[4:])
+            for old, new in _TV_BLOCK.items():
+                rest = rest.replace(new, old) if rest.startswith(new) else rest
+            return f"features.{2 * int(parts[1]) + 1}.{parts[3]}.{rest}"
+        return "head." + name[len("head.fc."):] if name.startswith("head.fc.") else name
+    # hf
+    if merge:
+        return f"swinv2.encoder.layers.{int(parts[1]) - 1}.downsample." + ".".join(parts[3:])
+    if block:
+        rest = ".".join(parts[4:])
+        for new, old in _HF_BLOCK_OUT.items():
+            if rest.startswith(new) or rest == new:
+                rest = old + rest[len(new):]
+                break
+        return f"swinv2.encoder.layers.{parts[1]}.blocks.{parts[3]}.{rest}"
+    for new, old in _HF_TOP_OUT.items():
+        if name.startswith(new):  # the classifier sits beside the swinv2 model, not inside it
+            return ("" if new == "head.fc." else "swinv2.") + old + name[len(new):]
+    return "swinv2." + name
+
+
+def export_state_dict(params: Mapping[str, Any], cfg: SwinV2Config, *,
+                      layout: str = "timm") -> dict[str, np.ndarray]:
+    """V2 params (checked against ``cfg``) in ``layout``'s names: the inverse of :func:`convert_state_dict`.
+
+    torchvision gets one fused qkv bias [q; 0; v]; transformers gets query/key/value split from qkv
+    (its key has no bias). Derived buffers (coordinate tables, indices, masks) are not written:
+    every V2 port rebuilds them from its config.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r} for Swin V2; expected one of {', '.join(LAYOUTS)}")
+    checked = convert_state_dict(params, cfg, source="timm")
+    if layout == "timm":
+        return checked
+    out: dict[str, np.ndarray] = {}
+    for name, value in checked.items():
+        if layout == "torchvision" and name.endswith(("attn.q_bias", "attn.v_bias")):
+            if name.endswith("q_bias"):
+                v_bias = checked[name[: -len("q_bias")] + "v_bias"]
+                fused = np.concatenate([value, np.zeros_like(value), v_bias])  # [q; k = 0; v]
+                out[_layout_name(name[: -len("q_bias")] + "qkv.bias", layout)] = fused
+            continue
+        if layout == "hf" and name.endswith("attn.qkv.weight"):
+            stem = _layout_name(name, layout).rsplit("attn.qkv.weight", 1)[0]
+            C = value.shape[0] // 3
+            for k, part in enumerate(("query", "key", "value")):
+                out[f"{stem}attention.self.{part}.weight"] = value[k * C:(k + 1) * C]
+            continue
+        out[_layout_name(name, layout)] = value
+    return out

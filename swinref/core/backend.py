@@ -74,7 +74,10 @@ def to_numpy(x: Any) -> np.ndarray:
     if array_api_compat.is_cupy_array(x):
         return x.get()
     if array_api_compat.is_torch_array(x):
-        return x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: widen, exactly
+            x = x.float()
+        return x.numpy()
     if array_api_compat.is_array_api_strict_namespace(namespace(x)):
         import array_api_strict
 
@@ -83,8 +86,10 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _float_dtype_name(dtype: Any) -> str | None:
-    """'float32' / 'float64' for a dtype given as a string or any library's dtype object."""
+def float_dtype_name(dtype: Any) -> str | None:
+    """'float32' / 'float64' for a dtype given as a string or any library's dtype object.
+
+    None stays None; any other dtype raises ValueError."""
     if dtype is None:
         return None
     name = dtype if isinstance(dtype, str) else str(dtype).replace("torch.", "")
@@ -107,7 +112,7 @@ def to_namespace(
     ``dtype`` is ``None`` (keep each array's dtype), ``"float32"`` or ``"float64"``. Integer
     arrays are never cast.
     """
-    target = _float_dtype_name(dtype)
+    target = float_dtype_name(dtype)
     out = {}
     for name, value in params.items():
         host = to_numpy(value)
@@ -130,6 +135,17 @@ def _from_numpy(xp, host: np.ndarray, device_: Any):
     if device_ is None:
         return xp.asarray(host)
     return xp.asarray(host, device=device_)
+
+
+def from_host(host: np.ndarray, like: Any, *, dtype: Any = None):
+    """A NumPy constant as an array in ``like``'s namespace and on its device, cast to ``dtype``.
+
+    This is how cached host constants (indices, masks, tables) reach the forward pass; nothing
+    device-side is ever cached.
+    """
+    xp = namespace(like)
+    a = _from_numpy(xp, host, device(like))
+    return a if dtype is None else xp.astype(a, dtype)
 
 
 def like(x: Any, value: Any):

@@ -1,0 +1,1 @@
+"""Files swinref writes and reads: golden files, weights files, image-set stores."""

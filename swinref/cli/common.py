@@ -1,0 +1,79 @@
+"""What several commands share: console output, number formats, and the model arguments."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any
+
+from ..models import registry
+
+
+def stdout_console():
+    from rich.console import Console  # noqa: PLC0415  (rich loads only for commands that print tables)
+
+    # a pipe or file gets 160 columns so that tables of long tensor names are not squeezed
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+
+
+def fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3e}"
+
+
+def parse_size(text: str, *, axes: int = 2) -> tuple[int, ...]:
+    """``"224"`` -> (224, 224); ``"224x160"`` -> (224, 160); for video ``"8x64x64"`` (T, H, W)."""
+    try:
+        parts = [int(v) for v in text.lower().replace(",", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1 and axes == 2:
+        parts = parts * 2
+    if len(parts) != axes or min(parts) < 1:
+        form = "H or HxW" if axes == 2 else "TxHxW"
+        raise ValueError(f"--input-size must be {form} with positive ints, got {text!r}")
+    return tuple(parts)
+
+
+def add_model_arguments(p: argparse.ArgumentParser, *, default: str | None = "swin_t") -> None:
+    """--model, --semantics and --input-size, the same for every command that runs a model."""
+    names = ", ".join(registry.released_names())
+    p.add_argument("--model", default=default,
+                   help=f"a released model of any family ({names}), a JSON config object or a .json "
+                        "file (\"family\": \"v1\" | \"v2\" | \"video\", default v1)"
+                        + (f" (default {default})" if default else ""))
+    p.add_argument("--semantics", default=None,
+                   help="whose size handling to reproduce: V1 official, timm, torchvision, hf, detection; "
+                        "V2 timm, torchvision, hf (default timm)")
+    p.add_argument("--input-size", default=None, metavar="SIZE",
+                   help="input size: H or HxW for images, TxHxW for video clips (default: the config's "
+                        "img_size; video 32x224x224)")
+
+
+def model_config(args: argparse.Namespace) -> tuple[str, Any, tuple[int, ...] | None]:
+    """(model label, config, input size or None) from --model, --semantics and --input-size.
+
+    With an input size other than img_size, a V1 config under timm semantics switches to timm's
+    any-size mode (``strict_img_size=False``) and a V2 config takes it as its img_size.
+    """
+    cfg = registry.config_from(args.model)
+    family = registry.family_of(cfg)
+    label = args.model if not str(args.model).lstrip().startswith("{") else "custom config"
+    over: dict[str, Any] = {}
+    if args.semantics is not None:
+        if not family.semantics:
+            raise ValueError(f"--semantics does not apply to {family.title}: it has one behaviour")
+        if args.semantics not in family.semantics:
+            raise ValueError(f"--semantics for {family.title} must be one of "
+                             f"{', '.join(family.semantics)}, got {args.semantics!r}")
+        over["semantics"] = args.semantics
+    size = None
+    if args.input_size is not None:
+        size = parse_size(args.input_size, axes=len(family.input_shape(cfg, batch=1)) - 2)
+        if family.name == "v2":
+            over["img_size"] = size
+        elif family.name == "v1" and size != cfg.image_hw and over.get("semantics", cfg.semantics) == "timm":
+            over["strict_img_size"] = False
+    if over:
+        cfg = dataclasses.replace(cfg, **over)
+    return label, cfg, size

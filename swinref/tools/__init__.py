@@ -1,0 +1,1 @@
+"""What porters run: test vectors and verify, the conformance kit, cross-checks against installed implementations, FLOPs, pictures."""
