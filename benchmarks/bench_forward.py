@@ -34,11 +34,20 @@ import subprocess
 import sys
 import tempfile
 
-DEFAULT_CASES = ("swin_t:1:float32", "swin_t:8:float32", "swin_t:1:float64", "swin_t:8:float64",
-                 "swin_b:1:float32")
+DEFAULT_CASES = (
+    "swin_t:1:float32",
+    "swin_t:8:float32",
+    "swin_t:1:float64",
+    "swin_t:8:float64",
+    "swin_b:1:float32",
+)
 IMPLS = ("fast", "precise", "timm")
-TIMM_NAMES = {"swin_t": "swin_tiny_patch4_window7_224", "swin_s": "swin_small_patch4_window7_224",
-              "swin_b": "swin_base_patch4_window7_224", "swin_l": "swin_large_patch4_window7_224"}
+TIMM_NAMES = {
+    "swin_t": "swin_tiny_patch4_window7_224",
+    "swin_s": "swin_small_patch4_window7_224",
+    "swin_b": "swin_base_patch4_window7_224",
+    "swin_l": "swin_large_patch4_window7_224",
+}
 
 
 def parse_case(text: str) -> tuple[str, int, str]:
@@ -48,8 +57,9 @@ def parse_case(text: str) -> tuple[str, int, str]:
     except ValueError:
         raise SystemExit(f"bad case {text!r}: expected MODEL:BATCH:DTYPE, e.g. swin_t:1:float32")
     if name not in TIMM_NAMES or dtype not in ("float32", "float64") or batch < 1:
-        raise SystemExit(f"bad case {text!r}: model one of {', '.join(TIMM_NAMES)}, batch >= 1, "
-                         "dtype float32 or float64")
+        raise SystemExit(
+            f"bad case {text!r}: model one of {', '.join(TIMM_NAMES)}, batch >= 1, dtype float32 or float64"
+        )
     return name, batch, dtype
 
 
@@ -112,8 +122,10 @@ def worker(impl: str, case: str, threads: int, warmup: int, repeats: int, out_pr
             with torch.inference_mode():
                 return model(tx).numpy()
     else:
+
         def run():
             return swinref.forward(params, x, cfg, mode=impl)
+
     import gc
 
     gc.collect()
@@ -131,8 +143,17 @@ def worker(impl: str, case: str, threads: int, warmup: int, repeats: int, out_pr
     rss_after = _status_mib("VmHWM") if reset else _maxrss_mib()
     np.save(out_prefix + ".npy", np.asarray(logits))
     with open(out_prefix + ".json", "w") as f:
-        json.dump({"times": times, "rss_imports": rss_imports, "rss_setup": rss_setup,
-                   "rss_after": rss_after, "param_mib": param_bytes / 2**20, "peak_reset": reset}, f)
+        json.dump(
+            {
+                "times": times,
+                "rss_imports": rss_imports,
+                "rss_setup": rss_setup,
+                "rss_after": rss_after,
+                "param_mib": param_bytes / 2**20,
+                "peak_reset": reset,
+            },
+            f,
+        )
 
 
 # ----- parent --------------------------------------------------------------------------------------
@@ -160,10 +181,12 @@ def machine_report(threads: int) -> list[str]:
             versions.append(f"{mod} {__import__(mod).__version__}")
         except ImportError:
             versions.append(f"{mod} not installed")
-    return [f"cpu: {cpu}; logical cores: {os.cpu_count()}; load average: "
-            f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}",
-            f"threads: {threads} (BLAS env and torch.set_num_threads)",
-            "versions: " + ", ".join(versions)]
+    return [
+        f"cpu: {cpu}; logical cores: {os.cpu_count()}; load average: "
+        f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}",
+        f"threads: {threads} (BLAS env and torch.set_num_threads)",
+        "versions: " + ", ".join(versions),
+    ]
 
 
 def run_worker(impl: str, case: str, args, tmp: str) -> dict:
@@ -171,9 +194,21 @@ def run_worker(impl: str, case: str, args, tmp: str) -> dict:
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(args.threads)
     prefix = os.path.join(tmp, f"{impl}-{case.replace(':', '-')}")
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, case,
-           "--threads", str(args.threads), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-           "--out", prefix]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        impl,
+        case,
+        "--threads",
+        str(args.threads),
+        "--warmup",
+        str(args.warmup),
+        "--repeats",
+        str(args.repeats),
+        "--out",
+        prefix,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"worker {impl} {case} failed:\n{proc.stderr}")
@@ -200,8 +235,10 @@ def accuracy_report() -> list[str]:
         precise = swinref.forward(params, x, cfg)
         fast = swinref.forward(params, x, cfg, mode="fast")
         diff = np.abs(fast.astype(np.float64) - precise).max()
-        lines.append(f"swin_t {dtype}: max |fast - precise| on logits = {diff:.2e} "
-                     f"(max |logit| {np.abs(precise).max():.2f})")
+        lines.append(
+            f"swin_t {dtype}: max |fast - precise| on logits = {diff:.2e} "
+            f"(max |logit| {np.abs(precise).max():.2f})"
+        )
     return lines
 
 
@@ -226,10 +263,14 @@ def main(argv=None) -> int:
 
     for line in machine_report(args.threads):
         print(line)
-    print(f"repeats: {args.repeats} timed after {args.warmup} warm-up calls; time = median (min) in ms; "
-          "mem = peak extra RSS of the forward calls over the RSS after setup, MiB")
-    header = (f"{'case':<18} {'impl':<8} {'median ms':>10} {'min ms':>9} {'vs timm':>8} "
-              f"{'mem MiB':>8} {'params MiB':>10} {'max|d| vs timm':>15}")
+    print(
+        f"repeats: {args.repeats} timed after {args.warmup} warm-up calls; time = median (min) in ms; "
+        "mem = peak extra RSS of the forward calls over the RSS after setup, MiB"
+    )
+    header = (
+        f"{'case':<18} {'impl':<8} {'median ms':>10} {'min ms':>9} {'vs timm':>8} "
+        f"{'mem MiB':>8} {'params MiB':>10} {'max|d| vs timm':>15}"
+    )
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory() as tmp:
@@ -239,12 +280,17 @@ def main(argv=None) -> int:
             for impl, r in results.items():
                 med, low = np.median(r["times"]) * 1e3, min(r["times"]) * 1e3
                 ratio = f"{med / (np.median(base['times']) * 1e3):.2f}x" if base else "-"
-                diff = (f"{np.abs(r['logits'].astype(np.float64) - base['logits']).max():.1e}"
-                        if base and impl != "timm" else "-")
+                diff = (
+                    f"{np.abs(r['logits'].astype(np.float64) - base['logits']).max():.1e}"
+                    if base and impl != "timm"
+                    else "-"
+                )
                 mem = r["rss_after"] - r["rss_setup"]
                 note = "" if r["peak_reset"] else "  (peak reset refused: ru_maxrss difference)"
-                print(f"{case:<18} {impl:<8} {med:>10.1f} {low:>9.1f} {ratio:>8} {mem:>8.0f} "
-                      f"{r['param_mib']:>10.0f} {diff:>15}{note}")
+                print(
+                    f"{case:<18} {impl:<8} {med:>10.1f} {low:>9.1f} {ratio:>8} {mem:>8.0f} "
+                    f"{r['param_mib']:>10.0f} {diff:>15}{note}"
+                )
             sys.stdout.flush()
     if args.accuracy:
         for line in accuracy_report():

@@ -15,8 +15,7 @@ import argparse
 import mpmath
 import numpy as np
 
-from swinref.core import backend
-from swinref.core import numerics
+from swinref.core import backend, numerics
 
 mpmath.mp.dps = 50
 
@@ -98,22 +97,28 @@ def fit_tables() -> str:
     """
     mpmath.mp.dps = 40
     lines = []
-    small, err = mpmath.chebyfit(_small_target, [0, mpmath.mpf(numerics._SMALL_LIMIT) ** 2], 12,
-                                 error=True)
-    lines.append(f"# erf(x) = x + x * p(x**2) for |x| < {numerics._SMALL_LIMIT}: p, highest power first "
-                 f"(fit error {float(err):.1e}).\n"
-                 "_ERF_SMALL = (\n" + "".join(f"    {float(c)!r},\n" for c in small) + ")")
+    small, err = mpmath.chebyfit(_small_target, [0, mpmath.mpf(numerics._SMALL_LIMIT) ** 2], 12, error=True)
+    lines.append(
+        f"# erf(x) = x + x * p(x**2) for |x| < {numerics._SMALL_LIMIT}: p, highest power first "
+        f"(fit error {float(err):.1e}).\n"
+        "_ERF_SMALL = (\n" + "".join(f"    {float(c)!r},\n" for c in small) + ")"
+    )
     limits = (numerics._SMALL_LIMIT, numerics._TAIL_SPLIT, numerics._TAIL_LIMIT)
     pieces = (("_TAIL_NEAR", limits[0], limits[1], 20), ("_TAIL_FAR", limits[1], limits[2], 24))
-    lines.append("# erfc(x) = exp(-x**2 - 3/4 + r) / x, r = poly(1/x - centre): (centre, poly), poly\n"
-                 "# highest power first.")
+    lines.append(
+        "# erfc(x) = exp(-x**2 - 3/4 + r) / x, r = poly(1/x - centre): (centre, poly), poly\n"
+        "# highest power first."
+    )
     for name, x_lo, x_hi, terms in pieces:
         lo, hi = 1 / mpmath.mpf(x_hi), 1 / mpmath.mpf(x_lo)
         centre = float((lo + hi) / 2)
         c = mpmath.mpf(centre)
         poly, err = mpmath.chebyfit(lambda u: _tail_target(c + u), [lo - c, hi - c], terms, error=True)
-        lines.append(f"# {x_lo:g} <= x <= {x_hi:g} (fit error {float(err):.1e}).\n{name} = ({centre!r}, (\n"
-                     + "".join(f"    {float(v)!r},\n" for v in poly) + "))")
+        lines.append(
+            f"# {x_lo:g} <= x <= {x_hi:g} (fit error {float(err):.1e}).\n{name} = ({centre!r}, (\n"
+            + "".join(f"    {float(v)!r},\n" for v in poly)
+            + "))"
+        )
     mpmath.mp.dps = 50
     return "\n".join(lines)
 
@@ -131,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'function':8} {'dtype':8} {'range':>14} {'max ULP':>8} {'at x':>12} {'mean ULP':>9}")
     for name, dtype, (lo, hi), worst, at, mean in accuracy_table(args.backend, args.n):
         print(f"{name:8} {dtype:8} {f'[{lo:g}, {hi:g}]':>14} {worst:8.2f} {at:12.6g} {mean:9.3f}")
+
 
 if __name__ == "__main__":
     main()

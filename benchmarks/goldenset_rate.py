@@ -43,11 +43,15 @@ def main() -> None:
         os.makedirs(image_dir)
         for i in range(args.images):
             Image.fromarray(rng.integers(0, 256, (280, 320, 3), dtype=np.uint8)).save(
-                os.path.join(image_dir, f"{i:05d}.png"))
-        print(f"{args.model}, {args.images} images of 320x280, batch {args.batch_size}, float64 precise, "
-              f"{os.cpu_count()} CPUs")
-        print(f"{'workers':>7} {'start-up s':>10} {'run s':>8} {'images/s':>9} "
-              f"{'load avg (1 min) after':>23}")
+                os.path.join(image_dir, f"{i:05d}.png")
+            )
+        print(
+            f"{args.model}, {args.images} images of 320x280, batch {args.batch_size}, float64 precise, "
+            f"{os.cpu_count()} CPUs"
+        )
+        print(
+            f"{'workers':>7} {'start-up s':>10} {'run s':>8} {'images/s':>9} {'load avg (1 min) after':>23}"
+        )
         digests = {}
         for n in args.workers:
             t0 = time.perf_counter()
@@ -55,16 +59,25 @@ def main() -> None:
             started = time.perf_counter() - t0
             try:
                 out = os.path.join(tmp, f"store_{n}")
-                report = run_golden_set(image_dir, out, cfg=cfg, params=params, model=args.model,
-                                        batch_size=args.batch_size, client=client)
+                report = run_golden_set(
+                    image_dir,
+                    out,
+                    cfg=cfg,
+                    params=params,
+                    model=args.model,
+                    batch_size=args.batch_size,
+                    client=client,
+                )
             finally:
                 cluster = client.cluster
                 client.close()
                 cluster.close()
             digests[n] = {k: r["sha256"] for k, r in open_store(out).shards.items()}
             # the load average shows whether other processes competed for the cores during the run
-            print(f"{n:>7} {started:>10.1f} {report.seconds:>8.1f} {report.rate:>9.3f} "
-                  f"{os.getloadavg()[0]:>23.2f}")
+            print(
+                f"{n:>7} {started:>10.1f} {report.seconds:>8.1f} {report.rate:>9.3f} "
+                f"{os.getloadavg()[0]:>23.2f}"
+            )
         same = all(d == digests[args.workers[0]] for d in digests.values())
         print("shard digests identical across worker counts:", same)
 

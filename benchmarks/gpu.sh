@@ -36,7 +36,7 @@ import time
 import numpy as np
 
 import swinref
-from swinref.config import SwinConfig
+from swinref.models.v1 import SwinConfig
 
 DRYRUN = os.environ["SWINREF_GPU_DRYRUN"] == "1"
 # float64: CuPy and NumPy differ only in summation order and libdevice's last bits

@@ -24,9 +24,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PROPERTY_SUITE = ("tests/test_windows.py", "tests/test_mask.py", "tests/test_relative_position.py",
-                  "tests/test_attention.py", "tests/test_merging.py", "tests/test_numerics.py",
-                  "tests/test_mutation_guards.py")
+PROPERTY_SUITE = (
+    "tests/test_windows.py",
+    "tests/test_mask.py",
+    "tests/test_relative_position.py",
+    "tests/test_attention.py",
+    "tests/test_merging.py",
+    "tests/test_numerics.py",
+    "tests/test_mutation_guards.py",
+)
 # NumPy only: drop the other backends' parametrisations, keep the tests that take no backend
 NUMPY_ONLY = "not array_api_strict and not torch and not cupy"
 
@@ -42,37 +48,92 @@ class Mutant:
 
 
 MUTANTS = (
-    Mutant("roll_sign", "roll by +s before attention and -s after", "swinref/model.py",
-           "cyclic_shift(h, (-shift[0], -shift[1]), xp=xp)", "cyclic_shift(h, (shift[0], shift[1]), xp=xp)"),
-    Mutant("shift_amount", "shift by ceil(M/2) instead of M // 2", "swinref/model.py",
-           "target_shift = (window[0] // 2, window[1] // 2)",
-           "target_shift = ((window[0] + 1) // 2, (window[1] + 1) // 2)"),
-    Mutant("mask_value_inf", "mask value -inf instead of -100", "swinref/windows.py",
-           "return xp.where(same, zero, zero + MASK_VALUE)",
-           "return xp.where(same, zero, zero - float('inf'))"),
-    Mutant("mask_region_slice", "region slice [L-M, L-s) off by one", "swinref/windows.py",
-           "xp.where(i >= L - M, one, 0 * one)", "xp.where(i >= L - M + 1, one, 0 * one)"),
-    Mutant("relpos_off_by_one", "relative index offset M instead of M - 1", "swinref/windows.py",
-           "dh = h[:, None] - h[None, :] + (Mh - 1)", "dh = h[:, None] - h[None, :] + Mh"),
-    Mutant("relpos_transposed", "relative index transposed (j - i)", "swinref/windows.py",
-           "return dh * (2 * Mw - 1) + dw", "return (2 * Mh - 2 - dh) * (2 * Mw - 1) + (2 * Mw - 2 - dw)"),
-    Mutant("merge_order", "patch merging x1/x2 swapped (column offset first)", "swinref/model.py",
-           "x = xp.permute_dims(x, (0, 1, 3, 4, 2, 5))  # (B, H/2, W/2, dw, dh, C)",
-           "x = xp.permute_dims(x, (0, 1, 3, 2, 4, 5))  # (B, H/2, W/2, dh, dw, C)"),
-    Mutant("layernorm_eps", "LayerNorm eps 1e-6 instead of 1e-5", "swinref/model.py",
-           "LN_EPS = 1e-5", "LN_EPS = 1e-6"),
-    Mutant("tanh_gelu", "tanh approximation of GELU", "swinref/numerics.py",
-           "return 0.5 * x * erfc(-x * _INV_SQRT2, xp=xp)",
-           "return 0.5 * x * (1.0 + xp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))"),
-    Mutant("scale_twice", "attention scale d**-0.5 applied to q and to the logits", "swinref/model.py",
-           "attn = xp.matmul(q, xp.matrix_transpose(k))  # (B_, nH, N, N)",
-           "attn = xp.matmul(q, xp.matrix_transpose(k)) * d**-0.5  # (B_, nH, N, N)"),
-    Mutant("pad_roll_order", "timm semantics pads, then rolls (the other implementations' order)",
-           "swinref/model.py", 'roll_first = cfg.semantics == "timm"', "roll_first = False",
-           extra_tests=("tests/test_semantics.py",)),
-    Mutant("pad_roll_order_block", "swin_block swaps the two orders (roll_first pads first)",
-           "swinref/model.py", "if roll_first:", "if not roll_first:",
-           extra_tests=("tests/test_semantics.py",)),
+    Mutant(
+        "roll_sign",
+        "roll by +s before attention and -s after",
+        "swinref/model.py",
+        "cyclic_shift(h, (-shift[0], -shift[1]), xp=xp)",
+        "cyclic_shift(h, (shift[0], shift[1]), xp=xp)",
+    ),
+    Mutant(
+        "shift_amount",
+        "shift by ceil(M/2) instead of M // 2",
+        "swinref/model.py",
+        "target_shift = (window[0] // 2, window[1] // 2)",
+        "target_shift = ((window[0] + 1) // 2, (window[1] + 1) // 2)",
+    ),
+    Mutant(
+        "mask_value_inf",
+        "mask value -inf instead of -100",
+        "swinref/windows.py",
+        "return xp.where(same, zero, zero + MASK_VALUE)",
+        "return xp.where(same, zero, zero - float('inf'))",
+    ),
+    Mutant(
+        "mask_region_slice",
+        "region slice [L-M, L-s) off by one",
+        "swinref/windows.py",
+        "xp.where(i >= L - M, one, 0 * one)",
+        "xp.where(i >= L - M + 1, one, 0 * one)",
+    ),
+    Mutant(
+        "relpos_off_by_one",
+        "relative index offset M instead of M - 1",
+        "swinref/windows.py",
+        "dh = h[:, None] - h[None, :] + (Mh - 1)",
+        "dh = h[:, None] - h[None, :] + Mh",
+    ),
+    Mutant(
+        "relpos_transposed",
+        "relative index transposed (j - i)",
+        "swinref/windows.py",
+        "return dh * (2 * Mw - 1) + dw",
+        "return (2 * Mh - 2 - dh) * (2 * Mw - 1) + (2 * Mw - 2 - dw)",
+    ),
+    Mutant(
+        "merge_order",
+        "patch merging x1/x2 swapped (column offset first)",
+        "swinref/model.py",
+        "x = xp.permute_dims(x, (0, 1, 3, 4, 2, 5))  # (B, H/2, W/2, dw, dh, C)",
+        "x = xp.permute_dims(x, (0, 1, 3, 2, 4, 5))  # (B, H/2, W/2, dh, dw, C)",
+    ),
+    Mutant(
+        "layernorm_eps",
+        "LayerNorm eps 1e-6 instead of 1e-5",
+        "swinref/model.py",
+        "LN_EPS = 1e-5",
+        "LN_EPS = 1e-6",
+    ),
+    Mutant(
+        "tanh_gelu",
+        "tanh approximation of GELU",
+        "swinref/numerics.py",
+        "return 0.5 * x * erfc(-x * _INV_SQRT2, xp=xp)",
+        "return 0.5 * x * (1.0 + xp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))",
+    ),
+    Mutant(
+        "scale_twice",
+        "attention scale d**-0.5 applied to q and to the logits",
+        "swinref/model.py",
+        "attn = xp.matmul(q, xp.matrix_transpose(k))  # (B_, nH, N, N)",
+        "attn = xp.matmul(q, xp.matrix_transpose(k)) * d**-0.5  # (B_, nH, N, N)",
+    ),
+    Mutant(
+        "pad_roll_order",
+        "timm semantics pads, then rolls (the other implementations' order)",
+        "swinref/model.py",
+        'roll_first = cfg.semantics == "timm"',
+        "roll_first = False",
+        extra_tests=("tests/test_semantics.py",),
+    ),
+    Mutant(
+        "pad_roll_order_block",
+        "swin_block swaps the two orders (roll_first pads first)",
+        "swinref/model.py",
+        "if roll_first:",
+        "if not roll_first:",
+        extra_tests=("tests/test_semantics.py",),
+    ),
 )
 
 
@@ -86,8 +147,10 @@ def apply(mutant: Mutant, dest: Path) -> None:
     path = dest / mutant.file
     text = path.read_text()
     if mutant.old not in text:
-        raise SystemExit(f"mutant {mutant.name}: the text to replace is no longer in {mutant.file}; "
-                         f"update MUTANTS:\n{mutant.old}")
+        raise SystemExit(
+            f"mutant {mutant.name}: the text to replace is no longer in {mutant.file}; "
+            f"update MUTANTS:\n{mutant.old}"
+        )
     path.write_text(text.replace(mutant.old, mutant.new))
 
 
@@ -101,11 +164,19 @@ def run_suite(dest: Path, tests: tuple[str, ...]) -> tuple[int, list[str], str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-m", "--mutant", action="append", choices=[m.name for m in MUTANTS],
-                        help="run only these mutants (repeatable)")
+    parser.add_argument(
+        "-m",
+        "--mutant",
+        action="append",
+        choices=[m.name for m in MUTANTS],
+        help="run only these mutants (repeatable)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print the failing tests' output")
-    parser.add_argument("--no-guards", action="store_true",
-                        help="leave out tests/test_mutation_guards.py (the score of the other tests alone)")
+    parser.add_argument(
+        "--no-guards",
+        action="store_true",
+        help="leave out tests/test_mutation_guards.py (the score of the other tests alone)",
+    )
     args = parser.parse_args(argv)
     chosen = [m for m in MUTANTS if not args.mutant or m.name in args.mutant]
     suite = tuple(t for t in PROPERTY_SUITE if not (args.no_guards and "guards" in t))
@@ -138,8 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(m.name) for m in chosen)
     print(f"{'mutant':<{width}}  {'result':<8} {'time':>5}  failing tests (the mistake)")
     for m, killed, failed, secs in rows:
-        print(f"{m.name:<{width}}  {'killed' if killed else 'SURVIVED':<8} {secs:4.0f}s  "
-              f"{len(failed)} failed ({m.mistake})")
+        print(
+            f"{m.name:<{width}}  {'killed' if killed else 'SURVIVED':<8} {secs:4.0f}s  "
+            f"{len(failed)} failed ({m.mistake})"
+        )
         for test in sorted({re.sub(r"\[.*\]$", "", t) for t in failed}):  # one line per test function
             print(f"{'':<{width}}  {'':<8} {'':>5}  {test}")
     n_killed = sum(killed for _, killed, _, _ in rows)

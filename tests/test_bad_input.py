@@ -85,8 +85,8 @@ def test_params_missing_and_misshaped_in_forward(params64):
 
 
 def test_config_that_is_not_a_swinconfig(params64):
-    with pytest.raises(TypeError, match=r"cfg must be a SwinConfig, got dict; build one with "
-                                        r"SwinConfig\(\*\*kwargs\) or SwinConfig.named\(name\)"):
+    with pytest.raises(TypeError, match=r"cfg must be one of SwinConfig, SwinV2Config, VideoSwinConfig, "
+                                        r"got dict; build one with swinref.named\(name\)"):
         forward(params64, np.zeros((1, 3, 32, 32)), TINY.to_dict())
 
 

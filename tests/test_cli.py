@@ -110,7 +110,7 @@ def test_other_backend_agrees_with_numpy(tmp_path, capsys, backend_name):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--model", "swin_x"], "unknown model 'swin_x'; expected one of: swin_b, "),
+    (["--model", "swin_x"], "unknown model 'swin_x'; expected one of: swin_tiny_patch4_window7_224, "),
     (["--seed", "1", "--weights", "w.safetensors"],
      "--seed picks seeded init weights; it cannot be combined"),
     (["--weights", "nope.safetensors"], "weights file not found: nope.safetensors"),

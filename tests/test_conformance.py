@@ -1,4 +1,4 @@
-"""swinref.conformance on real ports (timm's and torchvision's own window functions, in float64)
+"""swinref.tools.conformance on real ports (timm's and torchvision's own window functions, in float64)
 and on deliberately broken ones, which must fail with a report that names the mistake and
 reproduces it."""
 

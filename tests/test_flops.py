@@ -14,10 +14,9 @@ from swinref.tools.flops import (
     PAPER_GFLOPS,
     count_flops,
     global_msa_flops,
-    register,
-    render_info,
     window_msa_flops,
 )
+from swinref.cli.info import register, render_info
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_GFLOPS))

@@ -17,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import swinref
+from swinref.core import cache
+from swinref.core.cache import clear_caches
 from semantics_helpers import random_image, random_params, run
 from strategies import backend_settings, clamp_cases, sized_models
 from swinref import SwinConfig
@@ -257,15 +259,15 @@ def test_masks_are_built_per_size_and_cached():
     cfg = SwinConfig(**_TWO_STAGE, semantics="detection")
     params = random_params(cfg)
     xa, xb = random_image(cfg, (30, 22)), random_image(cfg, (17, 41))
-    model.clear_caches()
+    clear_caches()
     fresh_b = run(cfg, params, xb)[0]
-    model.clear_caches()
+    clear_caches()
     first_a = run(cfg, params, xa)[0]
     b = run(cfg, params, xb)[0]
     again_a = run(cfg, params, xa)[0]
     assert np.array_equal(b, fresh_b), "second size used a stale mask"
     assert np.array_equal(first_a, again_a), "cached rerun differs from the first run"
-    sizes = {k[4] for k in model._CACHE if k[0] == "mask"}
+    sizes = {k[1] for k in cache._CACHE if k[0] == "shift_mask"}
     assert {(9, 6), (6, 12)} <= sizes, f"expected masks for both padded grids, cached sizes {sizes}"
 
 

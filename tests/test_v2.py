@@ -241,7 +241,7 @@ def test_block_geometry_per_semantics(semantics, res, want):
 def test_tiny_param_count():
     cfg = v2.SwinV2Config.named("swinv2_tiny_window8_256")
     assert v2.count_params(cfg) == 28_347_154, f"count_params {v2.count_params(cfg)}, expected 28,347,154"
-    assert cfg.version == 2 and swinref.SwinConfig().__class__ is not v2.SwinV2Config
+    assert swinref.family_of(cfg).name == "v2" and swinref.SwinConfig().__class__ is not v2.SwinV2Config
 
 
 def test_named_rejects_unknown_and_applies_overrides():
@@ -255,7 +255,7 @@ def test_named_rejects_unknown_and_applies_overrides():
     (dict(semantics="official"), "semantics must be one of timm, torchvision, hf"),
     (dict(pretrained_window_sizes=(8,)), "pretrained_window_sizes has 1 entries for 4 stages"),
     (dict(semantics="hf", window_size=(8, 4)), "semantics='hf' needs a square window"),
-    (dict(num_heads=(3, 6, 12, 25)), "stage 3 width 768 is not divisible by num_heads"),
+    (dict(num_heads=(3, 6, 12, 25)), "stage 3 width 768 (embed_dim * 2**3) is not divisible by num_heads"),
     (dict(img_size=30), "img_size 30x30 is not a multiple of patch_size 4"),
 ])
 def test_config_validation_names_the_problem(kwargs, message):
@@ -309,7 +309,7 @@ def test_misshaped_weights_are_listed():
 
 
 @pytest.mark.parametrize("shape,dtype,error,message", [
-    ((3, 32, 32), "float64", ValueError, r"rank 4, \(B, 3, 32, 32\)"),
+    ((3, 32, 32), "float64", ValueError, r"rank 4, \(B, 3, H, W\)"),
     ((1, 4, 32, 32), "float64", ValueError, r"4 channels, config expects in_chans=3"),
     ((1, 3, 32, 32), "int64", TypeError, "dtype must be float32 or float64"),
     ((1, 3, 64, 32), "float64", ValueError, r"input size 64x32 does not match the config's img_size 32x32"),
@@ -329,3 +329,5 @@ def test_params_of_another_dtype_are_refused():
 def test_v1_config_is_refused_by_the_v2_forward():
     with pytest.raises(TypeError, match="needs a SwinV2Config, got SwinConfig"):
         v2.forward({}, np.zeros((1, 3, 224, 224)), swinref.SwinConfig())
+    with pytest.raises(ValueError, match="state dict does not match the Swin V2 config"):
+        swinref.convert_state_dict(swinref.init_params(swinref.SwinConfig()), swinref.SwinV2Config())

@@ -16,6 +16,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 import swinref
+from swinref.models.video_inflate import inflate_2d
 from strategies_video import (
     InflationCase,
     backend_settings,
@@ -351,7 +352,7 @@ def _identity_error(case, seed):
     """Largest |3D - 2D| over every compared output, and the name of the 3D output where it is."""
     cfg2d, cfg3d = _configs(case)
     p2 = _strong_params(cfg2d, seed)
-    p3 = video.inflate_2d(p2, cfg2d, cfg3d)
+    p3 = inflate_2d(p2, cfg2d, cfg3d)
     B, Cin, T, H, W = case.video_shape
     frame = np.random.default_rng(seed + 1).standard_normal((B, Cin, H, W))
     clip = np.repeat(frame[:, :, None], T, axis=2)  # (B, Cin, T, H, W), every frame the same
@@ -406,7 +407,7 @@ def test_identity_holds_exactly_where_docs_say(case, seed):
     if spatial_clamp(H, case.window[1], stages) or spatial_clamp(W, case.window[2], stages):
         cfg2d, cfg3d = _configs(case)
         with pytest.raises(ValueError, match="clamps this stage's window"):
-            video.inflate_2d(_strong_params(cfg2d, seed), cfg2d, cfg3d)
+            inflate_2d(_strong_params(cfg2d, seed), cfg2d, cfg3d)
         return
     _record_geometry(case)
     err, where = _identity_error(case, seed)
@@ -450,7 +451,7 @@ def test_inflated_weights_follow_the_released_recipe():
     case = _case()
     cfg2d, cfg3d = _configs(case)
     p2 = _strong_params(cfg2d, 3)
-    p3 = video.inflate_2d(p2, cfg2d, cfg3d)
+    p3 = inflate_2d(p2, cfg2d, cfg3d)
     conv = p3["backbone.patch_embed.proj.weight"]
     assert conv.shape == (4, 2, 2, 2, 2), f"conv shape {conv.shape}"
     for t in range(2):  # each time step is the 2D kernel / Pt (exact: division by 2)
@@ -467,7 +468,7 @@ def test_inflated_weights_follow_the_released_recipe():
 def test_inflating_to_another_class_count_draws_a_new_head():
     case = _case()
     cfg2d, cfg3d = _configs(case)
-    p3 = video.inflate_2d(_strong_params(cfg2d, 0), cfg2d, dataclasses.replace(cfg3d, num_classes=7))
+    p3 = inflate_2d(_strong_params(cfg2d, 0), cfg2d, dataclasses.replace(cfg3d, num_classes=7))
     assert p3["cls_head.fc_cls.weight"].shape == (7, 8), "new head shape"
     assert np.all(p3["cls_head.fc_cls.bias"] == 0), "new head bias must start at zero"
 
@@ -499,7 +500,7 @@ def test_missing_and_misshaped_params_are_listed():
     params = _tiny_params()
     del params["backbone.norm.bias"]
     params["cls_head.fc_cls.weight"] = NP.asarray(np.zeros((4, 16)))
-    message = r"(?s)missing backbone.norm.bias.*fc_cls.weight: got \(4, 16\), expected \(5, 16\)"
+    message = r"(?s)missing \(1\):\n    backbone.norm.bias.*fc_cls.weight: got \(4, 16\), expected \(5, 16\)"
     with pytest.raises(ValueError, match=message):
         video.forward(params, NP.asarray(np.zeros((1, 2, 4, 8, 8))), _TINY)
 
@@ -508,7 +509,7 @@ def test_missing_and_misshaped_params_are_listed():
     (dict(window_size=(8, 7)), "window_size must be an int or a triple"),
     (dict(patch_size=(0, 4, 4)), "patch_size must be >= 1"),
     (dict(depths=(2, 2), num_heads=(3,)), "depths has 2 stages but num_heads has 1"),
-    (dict(embed_dim=10, num_heads=(3, 6, 12, 24)), r"num_heads\[0\] = 3 must be a positive divisor"),
+    (dict(embed_dim=10, num_heads=(3, 6, 12, 24)), r"stage 0 width 10 \(embed_dim \* 2\*\*0\) is not divisible by num_heads\[0\] = 3"),
 ])
 def test_bad_config_is_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -524,7 +525,7 @@ def test_inflating_from_a_different_2d_model_names_each_mismatch():
     cfg2d = swinref.SwinConfig.named("swin_t")
     cfg3d = video.VideoSwinConfig.named("swin_b")
     with pytest.raises(ValueError, match=r"(?s)embed_dim 128 vs 2D embed_dim 96.*num_heads"):
-        video.inflate_2d({}, cfg2d, cfg3d)
+        inflate_2d({}, cfg2d, cfg3d)
 
 
 def test_inflating_incomplete_2d_params_names_what_is_missing():
@@ -533,13 +534,13 @@ def test_inflating_incomplete_2d_params_names_what_is_missing():
     params = _strong_params(cfg2d, 0)
     del params["layers.1.downsample.norm.weight"]
     with pytest.raises(ValueError, match="lack 1 entries.*layers.1.downsample.norm.weight"):
-        video.inflate_2d(params, cfg2d, cfg3d)
+        inflate_2d(params, cfg2d, cfg3d)
 
 
 def _released_state_dict(cfg, seed=0):
     """A state dict laid out like a released checkpoint: params plus every block's persistent
     relative_position_index buffer (int64, of the configured window)."""
-    sd = {k: torch.from_numpy(v) for k, v in video.init_params(cfg, seed).items()}
+    sd = {k: torch.from_numpy(v) for k, v in video.init_params(cfg, seed=seed).items()}
     index = torch.from_numpy(np.asarray(video.relative_position_index(cfg.window_size, xp=NP)))
     for i, depth in enumerate(cfg.depths):
         for j in range(depth):
@@ -562,7 +563,7 @@ def test_state_dict_problems_are_listed_together():
     sd["backbone.layers.1.blocks.0.attn.relative_position_index"] += 1
     sd["backbone.extra.weight"] = torch.zeros(3)
     del sd["cls_head.fc_cls.bias"]
-    with pytest.raises(ValueError, match=r"(?s)blocks.0.attn.relative_position_index: stored index "
-                                         r"differs.*unexpected backbone.extra.weight.*"
-                                         r"missing cls_head.fc_cls.bias"):
+    with pytest.raises(swinref.WeightsError, match=r"(?s)missing \(1\):\n    cls_head.fc_cls.bias.*"
+                                                  r"unexpected \(1\):\n    backbone.extra.weight.*"
+                                                  r"blocks.0.attn.relative_position_index: stored index differs"):
         video.convert_state_dict(sd, _TINY)

@@ -48,8 +48,18 @@ METADATA_KEY = "swinref"  # the one safetensors metadata entry that holds our JS
 INTERMEDIATE_PREFIX = "intermediates/"
 
 REQUIRED_FIELDS = (
-    "format", "format_version", "config", "model", "dtype", "backend", "swinref_version",
-    "weights_digest", "weights_source", "input_seed", "batch", "intermediates",
+    "format",
+    "format_version",
+    "config",
+    "model",
+    "dtype",
+    "backend",
+    "swinref_version",
+    "weights_digest",
+    "weights_source",
+    "input_seed",
+    "batch",
+    "intermediates",
 )
 # provenance the caller knows and write_golden cannot derive from the arrays
 CALLER_FIELDS = ("model", "backend", "weights_source", "input_seed")
@@ -90,8 +100,9 @@ class Golden(NamedTuple):
 
 
 # ----- the seeded input ----------------------------------------------------------------------
-def golden_input(cfg, *, batch: int = 1, seed: int = 0, dtype: str = "float64",
-                 size: tuple[int, ...] | None = None) -> np.ndarray:
+def golden_input(
+    cfg, *, batch: int = 1, seed: int = 0, dtype: str = "float64", size: tuple[int, ...] | None = None
+) -> np.ndarray:
     """The seeded golden input: ``default_rng(seed).standard_normal(shape)``.
 
     shape is the family's input, (B, in_chans, H, W) or (B, in_chans, T, H, W), at ``size`` or
@@ -113,9 +124,16 @@ def input_recipe(seed: int, shape: tuple[int, ...], dtype: str) -> str:
 
 
 # ----- writing -------------------------------------------------------------------------------
-def write_golden(path: str | os.PathLike, *, cfg, params: Mapping[str, Any], x, logits,
-                 intermediates: Mapping[str, Any] | None = None,
-                 metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def write_golden(
+    path: str | os.PathLike,
+    *,
+    cfg,
+    params: Mapping[str, Any],
+    x,
+    logits,
+    intermediates: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write a golden file and return the metadata written.
 
     cfg: a config of any family. x: the input (B, in_chans, H, W) or (B, in_chans, T, H, W),
@@ -132,8 +150,9 @@ def write_golden(path: str | os.PathLike, *, cfg, params: Mapping[str, Any], x, 
     given = dict(metadata or {})
     unknown = sorted(set(given) - set(CALLER_FIELDS))
     if unknown:
-        raise ValueError(f"unknown golden metadata fields {unknown}; "
-                         f"expected a subset of {list(CALLER_FIELDS)}")
+        raise ValueError(
+            f"unknown golden metadata fields {unknown}; expected a subset of {list(CALLER_FIELDS)}"
+        )
     host_x = np.ascontiguousarray(backend.to_numpy(x))
     host_logits = np.ascontiguousarray(backend.to_numpy(logits))
     dtype = str(host_x.dtype)
@@ -141,8 +160,10 @@ def write_golden(path: str | os.PathLike, *, cfg, params: Mapping[str, Any], x, 
         raise TypeError(f"input dtype must be float32 or float64, got {dtype}")
     rank = len(family.input_shape(cfg, batch=1))
     if host_x.ndim != rank or host_logits.ndim != 2 or host_logits.shape[0] != host_x.shape[0]:
-        raise ValueError(f"expected x {family.input_form} and logits (B, classes); got {host_x.shape} "
-                         f"and {host_logits.shape}")
+        raise ValueError(
+            f"expected x {family.input_form} and logits (B, classes); got {host_x.shape} "
+            f"and {host_logits.shape}"
+        )
     tensors = {"input": host_x}
     names = []
     for name, value in (intermediates or {}).items():
@@ -153,8 +174,9 @@ def write_golden(path: str | os.PathLike, *, cfg, params: Mapping[str, Any], x, 
     tensors["logits"] = host_logits
     for name, value in tensors.items():
         if str(value.dtype) != dtype:
-            raise TypeError(f"tensor {name!r} is {value.dtype} but the input is {dtype}; "
-                            "a golden file holds one dtype")
+            raise TypeError(
+                f"tensor {name!r} is {value.dtype} but the input is {dtype}; a golden file holds one dtype"
+            )
 
     input_seed = given.get("input_seed")
     meta: dict[str, Any] = {
@@ -174,7 +196,7 @@ def write_golden(path: str | os.PathLike, *, cfg, params: Mapping[str, Any], x, 
     if input_seed is not None:
         meta["input_recipe"] = input_recipe(input_seed, host_x.shape, dtype)
 
-    from safetensors.numpy import save
+    from safetensors.numpy import save  # noqa: PLC0415
 
     header = json.dumps(meta, sort_keys=True, separators=(",", ":"))
     blob = save(tensors, metadata={METADATA_KEY: header})
@@ -196,7 +218,7 @@ def parse_safetensors_header(data: bytes, path: str) -> dict[str, Any]:
             f"{len(data) - 8} follow"
         )
     try:
-        header = json.loads(data[8:8 + n].decode("utf-8"))
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise GoldenFileError(f"{not_st}: its header is not JSON ({e})") from e
     if not isinstance(header, dict):
@@ -233,12 +255,16 @@ def _parse_metadata(header: Mapping[str, Any], path: str) -> dict[str, Any]:
     if meta.get("format") != FORMAT:
         raise GoldenFileError(f"{path}: metadata format is {meta.get('format')!r}, expected {FORMAT!r}")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise GoldenFileError(f"{path}: golden format version {meta.get('format_version')!r} is not "
-                              f"supported; this swinref reads version {FORMAT_VERSION}")
+        raise GoldenFileError(
+            f"{path}: golden format version {meta.get('format_version')!r} is not "
+            f"supported; this swinref reads version {FORMAT_VERSION}"
+        )
     missing = [f for f in REQUIRED_FIELDS if f not in meta]
     if missing:
-        raise GoldenFileError(f"{path}: golden metadata lacks required fields {missing}; "
-                              f"expected all of {list(REQUIRED_FIELDS)}")
+        raise GoldenFileError(
+            f"{path}: golden metadata lacks required fields {missing}; "
+            f"expected all of {list(REQUIRED_FIELDS)}"
+        )
     try:
         registry.config_from(meta["config"])
     except (TypeError, ValueError) as e:
@@ -266,7 +292,7 @@ def read_golden(path: str | os.PathLike) -> Golden:
     header = parse_safetensors_header(data, path)
     meta = _parse_metadata(header, path)
 
-    from safetensors.numpy import load
+    from safetensors.numpy import load  # noqa: PLC0415
 
     try:
         stored = load(data)
@@ -279,8 +305,9 @@ def read_golden(path: str | os.PathLike) -> Golden:
     extra = sorted(set(stored) - set(names))
     tensors = {n: stored[n] for n in names + extra}
     if str(tensors["input"].dtype) != meta["dtype"]:
-        raise GoldenFileError(f"{path}: input is {tensors['input'].dtype} but the metadata says "
-                              f"{meta['dtype']}")
+        raise GoldenFileError(
+            f"{path}: input is {tensors['input'].dtype} but the metadata says {meta['dtype']}"
+        )
     return Golden(tensors, meta)
 
 
@@ -332,8 +359,9 @@ def compare_arrays(name: str, a: np.ndarray, b: np.ndarray, *, atol: float, rtol
     Equal elements (same infinity, NaN in both) count as a difference of 0; any other NaN or
     infinity in either counts as an infinite difference. ``max_rel`` is ``|A - B| / |A|``.
     """
-    shapes = dict(name=name, shape_a=tuple(a.shape), shape_b=tuple(b.shape),
-                  dtype_a=str(a.dtype), dtype_b=str(b.dtype))
+    shapes: dict[str, Any] = dict(
+        name=name, shape_a=tuple(a.shape), shape_b=tuple(b.shape), dtype_a=str(a.dtype), dtype_b=str(b.dtype)
+    )
     if a.shape != b.shape:
         return TensorComparison(**shapes, problem=f"shape {tuple(a.shape)} vs {tuple(b.shape)}")
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
@@ -349,8 +377,13 @@ def compare_arrays(name: str, a: np.ndarray, b: np.ndarray, *, atol: float, rtol
     excess = np.where(np.isnan(excess), np.inf, excess)  # inf - inf: an infinity against a number
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), diff.shape))
     max_abs = float(diff.max())
-    return TensorComparison(**shapes, max_abs=max_abs, max_rel=float(rel.max()),
-                            worst_index=worst if max_abs > 0 else None, passed=bool(np.all(excess <= 0)))
+    return TensorComparison(
+        **shapes,
+        max_abs=max_abs,
+        max_rel=float(rel.max()),
+        worst_index=worst if max_abs > 0 else None,
+        passed=bool(np.all(excess <= 0)),
+    )
 
 
 def _ordered_names(a: Golden, b: Golden) -> list[str]:
@@ -365,19 +398,26 @@ def _ordered_names(a: Golden, b: Golden) -> list[str]:
 def _metadata_notes(a: Golden, b: Golden) -> list[str]:
     notes = []
     for field in ("config", "weights_digest", "input_seed", "batch", "dtype", "backend"):
-        va, vb = a.metadata.get(field), b.metadata.get(field)
+        va: Any = a.metadata.get(field)  # JSON values; the config is an object
+        vb: Any = b.metadata.get(field)
         if va != vb:
             if field == "config":
-                diff = {k: (va.get(k), vb.get(k)) for k in sorted(set(va) | set(vb))
-                        if va.get(k) != vb.get(k)}
+                diff = {
+                    k: (va.get(k), vb.get(k)) for k in sorted(set(va) | set(vb)) if va.get(k) != vb.get(k)
+                }
                 notes.append(f"configs differ: {diff}")
             else:
                 notes.append(f"{field} differs: A {va!r}, B {vb!r}")
     return notes
 
 
-def compare_golden(a: Golden | str | os.PathLike, b: Golden | str | os.PathLike, *,
-                   atol: float | None = None, rtol: float | None = None) -> Comparison:
+def compare_golden(
+    a: Golden | str | os.PathLike,
+    b: Golden | str | os.PathLike,
+    *,
+    atol: float | None = None,
+    rtol: float | None = None,
+) -> Comparison:
     """Compare every tensor of golden file B against the reference A.
 
     Tolerance: ``|A - B| <= atol + rtol * |A|`` elementwise; ``None`` takes
@@ -397,14 +437,16 @@ def compare_golden(a: Golden | str | os.PathLike, b: Golden | str | os.PathLike,
     for name in _ordered_names(a, b):
         ta, tb = a.tensors.get(name), b.tensors.get(name)
         if ta is None or tb is None:
-            rows.append(TensorComparison(
-                name=name,
-                shape_a=None if ta is None else tuple(ta.shape),
-                shape_b=None if tb is None else tuple(tb.shape),
-                dtype_a=None if ta is None else str(ta.dtype),
-                dtype_b=None if tb is None else str(tb.dtype),
-                problem="missing in A" if ta is None else "missing in B",
-            ))
+            rows.append(
+                TensorComparison(
+                    name=name,
+                    shape_a=None if ta is None else tuple(ta.shape),
+                    shape_b=None if tb is None else tuple(tb.shape),
+                    dtype_a=None if ta is None else str(ta.dtype),
+                    dtype_b=None if tb is None else str(tb.dtype),
+                    problem="missing in A" if ta is None else "missing in B",
+                )
+            )
             continue
         rows.append(compare_arrays(name, ta, tb, atol=atol, rtol=rtol))
     return Comparison(rows=rows, atol=atol, rtol=rtol, notes=_metadata_notes(a, b))

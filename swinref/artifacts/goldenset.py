@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,7 +47,6 @@ from ..models import registry
 from .golden import METADATA_KEY, compare_arrays, default_tolerance, parse_safetensors_header
 from .imageset import BadImageError, EvalTransform, list_images
 from .weights_io import params_digest
-
 
 FORMAT = "swinref-goldenset"
 FORMAT_VERSION = 1
@@ -110,9 +110,18 @@ def _write_atomic(path: str, data: bytes) -> None:
 _ON_BACKEND: dict[tuple, Any] = {}  # per worker process: params moved to the backend, by digest
 
 
-def compute_batch(params: Mapping[str, Any], items: Sequence[tuple[str, bytes]], *, cfg: Any,
-                  transform: EvalTransform, dtype: str, backend_name: str, mode: str,
-                  intermediates: Sequence[str], weights_digest: str) -> dict[str, Any]:
+def compute_batch(
+    params: Mapping[str, Any],
+    items: Sequence[tuple[str, bytes]],
+    *,
+    cfg: Any,
+    transform: EvalTransform,
+    dtype: str,
+    backend_name: str,
+    mode: str,
+    intermediates: Sequence[str],
+    weights_digest: str,
+) -> dict[str, Any]:
     """Decode, preprocess and run one batch; returns NumPy tensors and the skipped files.
 
     items: (name, encoded bytes) in list order. A file that does not decode is left out and
@@ -153,19 +162,24 @@ def compute_batch(params: Mapping[str, Any], items: Sequence[tuple[str, bytes]],
 
 def encode_shard(result: Mapping[str, Any], *, sid: str, index: int, image_sha256: Sequence[str]) -> bytes:
     """The shard file's bytes: the batch's tensors plus a JSON metadata entry."""
-    from safetensors.numpy import save
+    from safetensors.numpy import save  # noqa: PLC0415
 
-    meta = {"format": FORMAT + "-shard", "format_version": FORMAT_VERSION, "store_id": sid,
-            "shard": index, "images": list(result["names"]), "image_sha256": list(image_sha256),
-            "skipped": [{"name": n, "reason": r} for n, r in result["skipped"]]}
+    meta = {
+        "format": FORMAT + "-shard",
+        "format_version": FORMAT_VERSION,
+        "store_id": sid,
+        "shard": index,
+        "images": list(result["names"]),
+        "image_sha256": list(image_sha256),
+        "skipped": [{"name": n, "reason": r} for n, r in result["skipped"]],
+    }
     header = json.dumps(meta, sort_keys=True, separators=(",", ":"))
     return save(dict(result["tensors"]), metadata={METADATA_KEY: header})
 
 
 def _shard_metadata(data: bytes) -> dict[str, Any] | None:
     """The shard's metadata if ``data`` is a whole, readable shard file, else None."""
-    from safetensors.numpy import load
-
+    from safetensors.numpy import load  # noqa: PLC0415
 
     try:
         header = parse_safetensors_header(data, "shard")
@@ -202,7 +216,7 @@ class Store:
 
     def read_shard(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """A shard's tensors and metadata, after checking its sha256 against the manifest."""
-        from safetensors.numpy import load
+        from safetensors.numpy import load  # noqa: PLC0415
 
         record = self.shards[key]
         path = os.path.join(self.path, record["file"])
@@ -212,8 +226,10 @@ class Store:
         except OSError as e:
             raise GoldenSetError(f"{self.path}: shard {key} cannot be read: {e}") from e
         if _sha256(data) != record["sha256"]:
-            raise GoldenSetError(f"{self.path}: shard {key} is corrupt: its sha256 {_sha256(data)} "
-                                 f"differs from the manifest's {record['sha256']}")
+            raise GoldenSetError(
+                f"{self.path}: shard {key} is corrupt: its sha256 {_sha256(data)} "
+                f"differs from the manifest's {record['sha256']}"
+            )
         return load(data), _shard_metadata(data) or {}
 
 
@@ -232,8 +248,10 @@ def open_store(path: str | os.PathLike) -> Store:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         raise GoldenSetError(f"{mpath}: format is {found!r}, expected {FORMAT!r}")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise GoldenSetError(f"{mpath}: format version {manifest.get('format_version')!r} is not supported; "
-                             f"this swinref reads version {FORMAT_VERSION}")
+        raise GoldenSetError(
+            f"{mpath}: format version {manifest.get('format_version')!r} is not supported; "
+            f"this swinref reads version {FORMAT_VERSION}"
+        )
     missing = [k for k in ("store_id", "provenance", "images", "num_shards", "shards") if k not in manifest]
     if missing:
         raise GoldenSetError(f"{mpath}: the manifest lacks fields {missing}")
@@ -241,9 +259,16 @@ def open_store(path: str | os.PathLike) -> Store:
 
 
 def _new_manifest(provenance: dict[str, Any], names: list[str], batch_size: int) -> dict[str, Any]:
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "store_id": store_id(provenance),
-            "provenance": provenance, "images": names, "batch_size": batch_size,
-            "num_shards": -(-len(names) // batch_size), "shards": {}}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "store_id": store_id(provenance),
+        "provenance": provenance,
+        "images": names,
+        "batch_size": batch_size,
+        "num_shards": -(-len(names) // batch_size),
+        "shards": {},
+    }
 
 
 def _provenance_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
@@ -275,11 +300,14 @@ def prepare_store(out: str, manifest: dict[str, Any]) -> tuple[Store, list[int],
             raise GoldenSetError(
                 f"{out} holds a golden set written with another configuration; refusing to mix "
                 f"shards. Differences: {'; '.join(diff) or 'store id only'}. Use another --out "
-                "or remove the store.")
+                "or remove the store."
+            )
         store.manifest["provenance"] = manifest["provenance"]  # informational fields may change
     elif os.path.isdir(out) and os.listdir(out):
-        raise GoldenSetError(f"{out} exists, is not empty and has no {MANIFEST}: not a golden set "
-                             "store; expected a new or empty directory or an existing store")
+        raise GoldenSetError(
+            f"{out} exists, is not empty and has no {MANIFEST}: not a golden set "
+            "store; expected a new or empty directory or an existing store"
+        )
     else:
         store = Store(out, manifest)
     os.makedirs(os.path.join(out, SHARD_DIR), exist_ok=True)
@@ -301,23 +329,33 @@ def prepare_store(out: str, manifest: dict[str, Any]) -> tuple[Store, list[int],
             del store.shards[key]
         elif data is not None:
             meta = _shard_metadata(data)
-            batch = names[i * bs:(i + 1) * bs]
-            if meta and meta.get("store_id") == sid and meta.get("shard") == i and \
-                    sorted(meta.get("images", []) + [s["name"] for s in meta.get("skipped", [])]) == batch:
-                store.shards[key] = _shard_record(i, data, meta["images"],
-                                                  [(s["name"], s["reason"]) for s in meta["skipped"]])
+            batch = names[i * bs : (i + 1) * bs]
+            if (
+                meta
+                and meta.get("store_id") == sid
+                and meta.get("shard") == i
+                and sorted(meta.get("images", []) + [s["name"] for s in meta.get("skipped", [])]) == batch
+            ):
+                store.shards[key] = _shard_record(
+                    i, data, meta["images"], [(s["name"], s["reason"]) for s in meta["skipped"]]
+                )
                 notes.append(f"shard {key} was written but not yet in the manifest; adopted")
                 continue
-            notes.append(f"shard {key} on disk is not a shard of this store (foreign or corrupt); "
-                         "recomputing it")
+            notes.append(
+                f"shard {key} on disk is not a shard of this store (foreign or corrupt); recomputing it"
+            )
         todo.append(i)
     store.save()
     return store, todo, notes
 
 
 def _shard_record(index: int, data: bytes, names: Sequence[str], skipped) -> dict[str, Any]:
-    return {"file": f"{SHARD_DIR}/{_shard_key(index)}.safetensors", "sha256": _sha256(data),
-            "images": list(names), "skipped": [{"name": n, "reason": r} for n, r in skipped]}
+    return {
+        "file": f"{SHARD_DIR}/{_shard_key(index)}.safetensors",
+        "sha256": _sha256(data),
+        "images": list(names),
+        "skipped": [{"name": n, "reason": r} for n, r in skipped],
+    }
 
 
 # ----- running on Dask -----------------------------------------------------------------------
@@ -346,10 +384,8 @@ def connect(scheduler: str | None = None, *, workers: int = 1, timeout: float = 
     """A Dask client: on the scheduler at ``scheduler``, or on a new LocalCluster of ``workers``
     processes with one thread each. Raises :class:`GoldenSetError` when the scheduler does not
     answer within ``timeout`` seconds."""
-    import logging
-
-    import dask
-    from distributed import Client, LocalCluster
+    import dask  # noqa: PLC0415
+    from distributed import Client, LocalCluster  # noqa: PLC0415
 
     if scheduler is None:
         if not isinstance(workers, int) or workers < 1:
@@ -360,25 +396,46 @@ def connect(scheduler: str | None = None, *, workers: int = 1, timeout: float = 
         environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}))
         environ.pop("MALLOC_TRIM_THRESHOLD_", None)
         with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0", silence_logs=logging.ERROR)
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
         return Client(cluster)
     try:
         return Client(scheduler, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as e:
         raise GoldenSetError(
             f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s ({type(e).__name__}: "
-            f"{e}); expected the address of a running scheduler, e.g. tcp://HOST:8786") from None
+            f"{e}); expected the address of a running scheduler, e.g. tcp://HOST:8786"
+        ) from None
 
 
-def run_golden_set(images: str | os.PathLike, out: str | os.PathLike, *, cfg: Any,
-                   params: Mapping[str, Any], model: str | None = None,
-                   weights_source: str = "unspecified", batch_size: int = 8, dtype: str = "float64",
-                   backend_name: str = "numpy", mode: str = "precise",
-                   intermediates: Sequence[str] = (), transform: EvalTransform | None = None,
-                   on_bad_file: str = "skip", client=None, scheduler: str | None = None,
-                   workers: int = 1, max_shards: int | None = None, max_in_flight: int | None = None,
-                   connect_timeout: float = CONNECT_TIMEOUT_S, console=None) -> RunReport:
+def run_golden_set(
+    images: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    cfg: Any,
+    params: Mapping[str, Any],
+    model: str | None = None,
+    weights_source: str = "unspecified",
+    batch_size: int = 8,
+    dtype: str = "float64",
+    backend_name: str = "numpy",
+    mode: str = "precise",
+    intermediates: Sequence[str] = (),
+    transform: EvalTransform | None = None,
+    on_bad_file: str = "skip",
+    client=None,
+    scheduler: str | None = None,
+    workers: int = 1,
+    max_shards: int | None = None,
+    max_in_flight: int | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
+    console=None,
+) -> RunReport:
     """Compute the golden set of ``images`` (a directory or glob) into the store ``out``.
 
     ``params`` (NumPy arrays, timm names) are sent once to every worker; image files are read by
@@ -410,10 +467,19 @@ def run_golden_set(images: str | os.PathLike, out: str | os.PathLike, *, cfg: An
     out = os.fspath(out)
     digest = params_digest(params)
     provenance = {
-        "config": cfg.to_dict(), "model": model, "dtype": dtype, "backend": backend_name, "mode": mode,
-        "swinref_version": __version__, "weights_digest": digest, "weights_source": weights_source,
-        "transform": transform.to_dict(), "intermediates": intermediates, "batch_size": batch_size,
-        "images_sha256": _digest_json(names), "images_root": root,
+        "config": cfg.to_dict(),
+        "model": model,
+        "dtype": dtype,
+        "backend": backend_name,
+        "mode": mode,
+        "swinref_version": __version__,
+        "weights_digest": digest,
+        "weights_source": weights_source,
+        "transform": transform.to_dict(),
+        "intermediates": intermediates,
+        "batch_size": batch_size,
+        "images_sha256": _digest_json(names),
+        "images_root": root,
     }
     store, todo, notes = prepare_store(out, _new_manifest(provenance, names, batch_size))
     kept = store.manifest["num_shards"] - len(todo)
@@ -425,10 +491,26 @@ def run_golden_set(images: str | os.PathLike, out: str | os.PathLike, *, cfg: An
         client = client or connect(scheduler, workers=workers, timeout=connect_timeout)
         try:
             computed, images_done, bad = _run_batches(
-                client, store, todo, root, names, batch_size, params, console=console,
-                task_kwargs=dict(cfg=cfg, transform=transform, dtype=dtype, backend_name=backend_name,
-                                 mode=mode, intermediates=intermediates, weights_digest=digest),
-                on_bad_file=on_bad_file, max_in_flight=max_in_flight)
+                client,
+                store,
+                todo,
+                root,
+                names,
+                batch_size,
+                params,
+                console=console,
+                task_kwargs=dict(
+                    cfg=cfg,
+                    transform=transform,
+                    dtype=dtype,
+                    backend_name=backend_name,
+                    mode=mode,
+                    intermediates=intermediates,
+                    weights_digest=digest,
+                ),
+                on_bad_file=on_bad_file,
+                max_in_flight=max_in_flight,
+            )
         finally:
             if own_client:
                 cluster = client.cluster
@@ -438,21 +520,49 @@ def run_golden_set(images: str | os.PathLike, out: str | os.PathLike, *, cfg: An
     skipped = [(s["name"], s["reason"]) for k in sorted(store.shards) for s in store.shards[k]["skipped"]]
     if bad:
         listed = "; ".join(f"{n}: {r}" for n, r in bad)
-        raise GoldenSetError(f"unreadable image files (--on-bad-file fail): {listed}. "
-                             f"{computed} shards written to {out}; fix or remove the files and rerun, "
-                             "or use --on-bad-file skip")
-    return RunReport(store=out, images=len(names), shards=store.manifest["num_shards"],
-                     shards_computed=computed, shards_kept=kept, images_computed=images_done,
-                     skipped=skipped, notes=notes, seconds=time.perf_counter() - start,
-                     complete=store.complete)
+        raise GoldenSetError(
+            f"unreadable image files (--on-bad-file fail): {listed}. "
+            f"{computed} shards written to {out}; fix or remove the files and rerun, "
+            "or use --on-bad-file skip"
+        )
+    return RunReport(
+        store=out,
+        images=len(names),
+        shards=store.manifest["num_shards"],
+        shards_computed=computed,
+        shards_kept=kept,
+        images_computed=images_done,
+        skipped=skipped,
+        notes=notes,
+        seconds=time.perf_counter() - start,
+        complete=store.complete,
+    )
 
 
-def _run_batches(client, store: Store, todo: list[int], root: str, names: list[str], batch_size: int,
-                 params, *, console, task_kwargs, on_bad_file: str, max_in_flight: int | None):
-    from distributed import as_completed
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+def _run_batches(
+    client,
+    store: Store,
+    todo: list[int],
+    root: str,
+    names: list[str],
+    batch_size: int,
+    params,
+    *,
+    console,
+    task_kwargs,
+    on_bad_file: str,
+    max_in_flight: int | None,
+):
+    from distributed import as_completed  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     threads = sum(client.nthreads().values()) or 1
     limit = max_in_flight or 2 * threads
@@ -464,7 +574,7 @@ def _run_batches(client, store: Store, todo: list[int], root: str, names: list[s
         i = next(pending, None)
         if i is None:
             return False
-        batch = names[i * batch_size:(i + 1) * batch_size]
+        batch = names[i * batch_size : (i + 1) * batch_size]
         items = []
         for n in batch:
             with open(os.path.join(root, n), "rb") as f:
@@ -474,11 +584,18 @@ def _run_batches(client, store: Store, todo: list[int], root: str, names: list[s
         ac.add(fut)
         return True
 
-    total = sum(len(names[i * batch_size:(i + 1) * batch_size]) for i in todo)
+    total = sum(len(names[i * batch_size : (i + 1) * batch_size]) for i in todo)
     err = console or Console(stderr=True)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("images  {task.fields[rate]}"), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=err, disable=not err.is_terminal)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("images  {task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
     computed = images_done = 0
     bad: list[tuple[str, str]] = []
     t0 = time.perf_counter()
@@ -499,9 +616,13 @@ def _run_batches(client, store: Store, todo: list[int], root: str, names: list[s
                     for other in list(ac.futures):
                         other.cancel()
                     break
-                by_name = dict(zip(names[i * batch_size:(i + 1) * batch_size], file_hashes))
-                data = encode_shard(result, sid=store.manifest["store_id"], index=i,
-                                    image_sha256=[by_name[n] for n in result["names"]])
+                by_name = dict(zip(names[i * batch_size : (i + 1) * batch_size], file_hashes, strict=False))
+                data = encode_shard(
+                    result,
+                    sid=store.manifest["store_id"],
+                    index=i,
+                    image_sha256=[by_name[n] for n in result["names"]],
+                )
                 _write_atomic(_shard_path(store.path, i), data)
                 store.shards[_shard_key(i)] = _shard_record(i, data, result["names"], result["skipped"])
                 store.save()
@@ -514,8 +635,9 @@ def _run_batches(client, store: Store, todo: list[int], root: str, names: list[s
         except KeyboardInterrupt:
             for other in list(ac.futures):
                 other.cancel()
-            err.print(f"interrupted: {computed} shards written this run; rerun the same command "
-                      "to compute the rest")
+            err.print(
+                f"interrupted: {computed} shards written this run; rerun the same command to compute the rest"
+            )
             raise
     return computed, images_done, bad
 
@@ -568,8 +690,14 @@ def _max_abs(per: Mapping[str, Any], tname: str) -> float:
     return float("nan") if c is None else float("inf") if c.max_abs is None else c.max_abs
 
 
-def compare_stores(a: str | os.PathLike | Store, b: str | os.PathLike | Store, *, atol: float | None = None,
-                   rtol: float | None = None, worst: int = 10) -> StoreComparison:
+def compare_stores(
+    a: str | os.PathLike | Store,
+    b: str | os.PathLike | Store,
+    *,
+    atol: float | None = None,
+    rtol: float | None = None,
+    worst: int = 10,
+) -> StoreComparison:
     """Compare every image of store B against the reference A, one shard in memory per store.
 
     Per image, every tensor both stores hold is checked with ``|A - B| <= atol + rtol * |A|``
@@ -579,18 +707,21 @@ def compare_stores(a: str | os.PathLike | Store, b: str | os.PathLike | Store, *
     a = a if isinstance(a, Store) else open_store(a)
     b = b if isinstance(b, Store) else open_store(b)
     d_atol, d_rtol = default_tolerance(a.provenance["dtype"], b.provenance["dtype"])
-    result = StoreComparison(atol=d_atol if atol is None else float(atol),
-                             rtol=d_rtol if rtol is None else float(rtol))
+    result = StoreComparison(
+        atol=d_atol if atol is None else float(atol), rtol=d_rtol if rtol is None else float(rtol)
+    )
     for k in ("config", "weights_digest", "transform", "dtype", "backend", "mode", "swinref_version"):
         if a.provenance.get(k) != b.provenance.get(k):
             result.notes.append(f"{k} differs: A {a.provenance.get(k)!r}, B {b.provenance.get(k)!r}")
     for label, s in (("A", a), ("B", b)):
         if not s.complete:
-            result.notes.append(f"store {label} is incomplete: {len(s.shards)} of "
-                                f"{s.manifest['num_shards']} shards")
+            result.notes.append(
+                f"store {label} is incomplete: {len(s.shards)} of {s.manifest['num_shards']} shards"
+            )
     where_b = {n: k for k in b.shards for n in b.shards[k]["images"]}
     seen: set[str] = set()
-    cached_key, cached = None, None
+    cached_key: str | None = None
+    cached: dict[str, np.ndarray] = {}  # loaded on the first image: its key is never None
     heap: list[tuple[float, str, ImageDiff]] = []
     for name, ta, row in _iter_rows(a):
         seen.add(name)
@@ -602,25 +733,34 @@ def compare_stores(a: str | os.PathLike | Store, b: str | os.PathLike | Store, *
             cached_key, cached = key, b.read_shard(key)[0]
         row_b = b.shards[key]["images"].index(name)
         if "logits" not in ta or "logits" not in cached:
-            raise GoldenSetError(f"image {name}: a shard without 'logits' (A shard has {sorted(ta)}, "
-                                 f"B shard {key} has {sorted(cached)}); every shard needs logits")
+            raise GoldenSetError(
+                f"image {name}: a shard without 'logits' (A shard has {sorted(ta)}, "
+                f"B shard {key} has {sorted(cached)}); every shard needs logits"
+            )
         passed, per = True, {}
         for tname in [t for t in ta if t in cached and t != "top5"]:
-            c = compare_arrays(tname, ta[tname][row], cached[tname][row_b],
-                               atol=result.atol, rtol=result.rtol)
+            c = compare_arrays(
+                tname, ta[tname][row], cached[tname][row_b], atol=result.atol, rtol=result.rtol
+            )
             passed &= c.passed
             per[tname] = c
-            agg = result.tensors.setdefault(tname, {"max_abs": 0.0, "max_rel": 0.0, "worst_image": None,
-                                                    "passed": True})
+            agg = result.tensors.setdefault(
+                tname, {"max_abs": 0.0, "max_rel": 0.0, "worst_image": None, "passed": True}
+            )
             agg["passed"] &= c.passed
             value = float("inf") if c.max_abs is None else c.max_abs  # None: shapes differ
             if agg["worst_image"] is None or value > agg["max_abs"]:
                 agg["max_abs"], agg["worst_image"] = value, name
             if c.max_rel is not None:
                 agg["max_rel"] = max(agg["max_rel"], c.max_rel)
-        diff = ImageDiff(name=name, logits_max_abs=_max_abs(per, "logits"),
-                         input_max_abs=_max_abs(per, "input"), top1_a=int(np.argmax(ta["logits"][row])),
-                         top1_b=int(np.argmax(cached["logits"][row_b])), passed=passed)
+        diff = ImageDiff(
+            name=name,
+            logits_max_abs=_max_abs(per, "logits"),
+            input_max_abs=_max_abs(per, "input"),
+            top1_a=int(np.argmax(ta["logits"][row])),
+            top1_b=int(np.argmax(cached["logits"][row_b])),
+            passed=passed,
+        )
         result.images += 1
         result.top1_agree += diff.top1_a == diff.top1_b
         result.failed_images += not passed

@@ -31,7 +31,6 @@ import numpy as np
 
 from ..models.v1 import SHORT_NAMES
 
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -75,8 +74,9 @@ class EvalTransform:
         if not (isinstance(self.crop_pct, (int, float)) and 0 < self.crop_pct <= 1):
             raise ValueError(f"crop_pct must be a number in (0, 1], got {self.crop_pct!r}")
         if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, "
-                             f"got {self.interpolation!r}")
+            raise ValueError(
+                f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}"
+            )
         if len(self.mean) != 3 or len(self.std) != 3 or not all(s > 0 for s in self.std):
             raise ValueError(f"mean and std must be 3 numbers each, std > 0; got {self.mean}, {self.std}")
         object.__setattr__(self, "img_size", tuple(int(v) for v in self.img_size))
@@ -84,11 +84,11 @@ class EvalTransform:
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
 
     @classmethod
-    def for_model(cls, cfg: Any, model: str | None = None, **overrides: Any) -> "EvalTransform":
+    def for_model(cls, cfg: Any, model: str | None = None, **overrides: Any) -> EvalTransform:
         """timm's eval transform for ``model`` (a timm or short name) at ``cfg.img_size``."""
 
-        key = SHORT_NAMES.get(model, model)
-        crop_pct = CROP_PCT.get(key, DEFAULT_CROP_PCT)
+        key = None if model is None else SHORT_NAMES.get(model, model)
+        crop_pct = DEFAULT_CROP_PCT if key is None else CROP_PCT.get(key, DEFAULT_CROP_PCT)
         kwargs = dict(img_size=cfg.image_hw, crop_pct=crop_pct)
         kwargs.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kwargs)
@@ -111,14 +111,17 @@ class EvalTransform:
 
         Raises :class:`BadImageError` for bytes Pillow cannot decode or an unsupported mode.
         """
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
 
         try:
             with Image.open(io.BytesIO(data)) as im:
                 im.load()  # decode now so a truncated file fails here, not later
                 if im.mode not in RGB_CONVERTIBLE:
-                    raise BadImageError(path, f"unsupported image mode {im.mode!r}; expected one of "
-                                              f"{', '.join(RGB_CONVERTIBLE)} (8 bits per channel)")
+                    raise BadImageError(
+                        path,
+                        f"unsupported image mode {im.mode!r}; expected one of "
+                        f"{', '.join(RGB_CONVERTIBLE)} (8 bits per channel)",
+                    )
                 rgb = im.convert("RGB")
         except UnidentifiedImageError:
             raise BadImageError(path, "not an image Pillow can identify (expected PNG or JPEG)") from None
@@ -130,9 +133,14 @@ class EvalTransform:
 
     def apply(self, rgb) -> np.ndarray:
         """Resize, crop and normalise an RGB Pillow image; returns (3, H, W) float64."""
-        from PIL import Image
+        from PIL import Image  # noqa: PLC0415
 
-        resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
+        # Pillow sets its module-level filter constants dynamically; its stubs do not declare them
+        resample = {
+            "bicubic": Image.BICUBIC,  # type: ignore[attr-defined]
+            "bilinear": Image.BILINEAR,  # type: ignore[attr-defined]
+            "nearest": Image.NEAREST,  # type: ignore[attr-defined]
+        }
         w, h = rgb.size
         short = self.resize_short
         # torchvision Resize(int): the shorter side becomes `short`, the longer int(short * long / short_in)
@@ -144,11 +152,12 @@ class EvalTransform:
             rgb = rgb.resize((new_w, new_h), resample[self.interpolation])
         crop_h, crop_w = self.img_size
         if crop_h > new_h or crop_w > new_w:
-            raise BadImageError("<image>", f"resized to {new_w}x{new_h}, smaller than the crop "
-                                           f"{crop_w}x{crop_h}")
+            raise BadImageError(
+                "<image>", f"resized to {new_w}x{new_h}, smaller than the crop {crop_w}x{crop_h}"
+            )
         top = int(round((new_h - crop_h) / 2.0))  # torchvision CenterCrop's rounding
         left = int(round((new_w - crop_w) / 2.0))
-        pixels = np.asarray(rgb, dtype=np.uint8)[top:top + crop_h, left:left + crop_w]  # (H, W, 3)
+        pixels = np.asarray(rgb, dtype=np.uint8)[top : top + crop_h, left : left + crop_w]  # (H, W, 3)
         x = pixels.astype(np.float64) / 255.0
         x = (x - np.asarray(self.mean)) / np.asarray(self.std)
         return np.ascontiguousarray(x.transpose(2, 0, 1))  # (3, H, W)
@@ -173,10 +182,14 @@ def list_images(spec: str | os.PathLike) -> tuple[str, list[str]]:
         paths = [os.path.abspath(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p)]
         root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else os.getcwd()
     else:
-        raise FileNotFoundError(f"--images {spec!r} is neither a directory nor a glob pattern "
-                                "(expected DIR or a pattern such as 'images/**/*.jpg')")
+        raise FileNotFoundError(
+            f"--images {spec!r} is neither a directory nor a glob pattern "
+            "(expected DIR or a pattern such as 'images/**/*.jpg')"
+        )
     names = sorted(os.path.relpath(p, root).replace(os.sep, "/") for p in paths)
     if not names:
-        raise ValueError(f"no images found in {spec!r}; expected a directory holding .png/.jpg/.jpeg "
-                         "files or a glob pattern that matches files")
+        raise ValueError(
+            f"no images found in {spec!r}; expected a directory holding .png/.jpg/.jpeg "
+            "files or a glob pattern that matches files"
+        )
     return root, names

@@ -19,18 +19,21 @@ from ..core import backend
 from ..core.params import WeightsError
 from ..models import registry
 
+
 # ----- files ---------------------------------------------------------------------------------
-def save_params(params: Mapping[str, Any], path: str | os.PathLike, *,
-                metadata: Mapping[str, str] | None = None) -> None:
+def save_params(
+    params: Mapping[str, Any], path: str | os.PathLike, *, metadata: Mapping[str, str] | None = None
+) -> None:
     """Write params to ``.safetensors`` or ``.npz`` (chosen by the extension)."""
     arrays = {n: np.ascontiguousarray(backend.to_numpy(v)) for n, v in params.items()}
     path = os.fspath(path)
     if path.endswith(".safetensors"):
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save_file  # noqa: PLC0415
 
         save_file(arrays, path, metadata=dict(metadata or {}))
     elif path.endswith(".npz"):
-        np.savez(path, **arrays)
+        # numpy's stub types savez's **kwds together with its allow_pickle: bool keyword
+        np.savez(path, **arrays)  # type: ignore[arg-type]
     else:
         raise ValueError(f"unsupported weights file {path!r}: use .safetensors or .npz")
 
@@ -46,27 +49,31 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"weights file not found: {path}")
     try:
         if path.endswith(".safetensors"):
-            from safetensors.numpy import load_file
+            from safetensors.numpy import load_file  # noqa: PLC0415
 
             return dict(load_file(path))
         if path.endswith(".npz"):
             with np.load(path, allow_pickle=False) as f:
                 return {k: f[k] for k in f.files}
         if path.endswith((".pth", ".pt", ".bin")):
-            import torch
+            import torch  # noqa: PLC0415
 
             obj = torch.load(path, map_location="cpu", weights_only=True)
             for key in ("model", "state_dict"):
                 if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
                     obj = obj[key]
             if not isinstance(obj, Mapping):
-                raise WeightsError(f"it holds a {type(obj).__name__}; expected a state dict "
-                                   "(a mapping of names to tensors)")
+                raise WeightsError(
+                    f"it holds a {type(obj).__name__}; expected a state dict (a mapping of names to tensors)"
+                )
             return {k: backend.to_numpy(v) for k, v in obj.items() if hasattr(v, "shape")}
     except pickle.UnpicklingError as e:
         # torch's text suggests weights_only=False, which we never do: keep only its reason
-        reason = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()
-                  and not ln.startswith(("Check the documentation", "Please file an issue"))]
+        reason = [
+            ln.strip()
+            for ln in str(e).splitlines()[1:]
+            if ln.strip() and not ln.startswith(("Check the documentation", "Please file an issue"))
+        ]
         raise WeightsError(
             f"refused weights file {path}: it is not a plain state dict of tensors; swinref reads "
             ".pth files only with torch.load(weights_only=True) and never unpickles other objects"
@@ -79,8 +86,9 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     raise ValueError(f"unsupported weights file {path!r}: use .safetensors, .npz or .pth")
 
 
-def load_params(path: str | os.PathLike, cfg, *, source: str | None = None,
-                dtype: str | None = None) -> dict[str, np.ndarray]:
+def load_params(
+    path: str | os.PathLike, cfg, *, source: str | None = None, dtype: str | None = None
+) -> dict[str, np.ndarray]:
     """Read a weights file and check it against ``cfg`` (see :func:`swinref.convert_state_dict`)."""
     return registry.convert_state_dict(load_state_dict(path), cfg, source=source, dtype=dtype)
 

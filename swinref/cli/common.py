@@ -38,16 +38,25 @@ def parse_size(text: str, *, axes: int = 2) -> tuple[int, ...]:
 def add_model_arguments(p: argparse.ArgumentParser, *, default: str | None = "swin_t") -> None:
     """--model, --semantics and --input-size, the same for every command that runs a model."""
     names = ", ".join(registry.released_names())
-    p.add_argument("--model", default=default,
-                   help=f"a released model of any family ({names}), a JSON config object or a .json "
-                        "file (\"family\": \"v1\" | \"v2\" | \"video\", default v1)"
-                        + (f" (default {default})" if default else ""))
-    p.add_argument("--semantics", default=None,
-                   help="whose size handling to reproduce: V1 official, timm, torchvision, hf, detection; "
-                        "V2 timm, torchvision, hf (default timm)")
-    p.add_argument("--input-size", default=None, metavar="SIZE",
-                   help="input size: H or HxW for images, TxHxW for video clips (default: the config's "
-                        "img_size; video 32x224x224)")
+    p.add_argument(
+        "--model",
+        default=default,
+        help=f"a released model of any family ({names}), a JSON config object or a .json "
+        'file ("family": "v1" | "v2" | "video", default v1)' + (f" (default {default})" if default else ""),
+    )
+    p.add_argument(
+        "--semantics",
+        default=None,
+        help="whose size handling to reproduce: V1 official, timm, torchvision, hf, detection; "
+        "V2 timm, torchvision, hf (default timm)",
+    )
+    p.add_argument(
+        "--input-size",
+        default=None,
+        metavar="SIZE",
+        help="input size: H or HxW for images, TxHxW for video clips (default: the config's "
+        "img_size; video 32x224x224)",
+    )
 
 
 def model_config(args: argparse.Namespace) -> tuple[str, Any, tuple[int, ...] | None]:
@@ -64,8 +73,10 @@ def model_config(args: argparse.Namespace) -> tuple[str, Any, tuple[int, ...] | 
         if not family.semantics:
             raise ValueError(f"--semantics does not apply to {family.title}: it has one behaviour")
         if args.semantics not in family.semantics:
-            raise ValueError(f"--semantics for {family.title} must be one of "
-                             f"{', '.join(family.semantics)}, got {args.semantics!r}")
+            raise ValueError(
+                f"--semantics for {family.title} must be one of "
+                f"{', '.join(family.semantics)}, got {args.semantics!r}"
+            )
         over["semantics"] = args.semantics
     size = None
     if args.input_size is not None:

@@ -27,52 +27,82 @@ def register(sub) -> None:
         "crosscheck",
         help="compare swinref layer by layer with timm, torchvision or transformers",
         description="Build an implementation with the same weights as swinref, run both on the same "
-                    "input in float64 and float32 and print the per-layer differences. Exit code 1 "
-                    "when a layer exceeds the tolerance (float64 1e-10, float32 1e-4).",
+        "input in float64 and float32 and print the per-layer differences. Exit code 1 "
+        "when a layer exceeds the tolerance (float64 1e-10, float32 1e-4).",
     )
     p.add_argument("impl", nargs="?", choices=IMPLS, help="implementation to compare with")
-    p.add_argument("model", nargs="?", default="swin_t",
-                   help="zoo name (swin_t, ...), a JSON config object or a .json file (default swin_t)")
-    p.add_argument("--weights", default=None,
-                   help="an int seed for random weights (default 0) or a checkpoint in the "
-                        "implementation's layout")
+    p.add_argument(
+        "model",
+        nargs="?",
+        default="swin_t",
+        help="zoo name (swin_t, ...), a JSON config object or a .json file (default swin_t)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="an int seed for random weights (default 0) or a checkpoint in the implementation's layout",
+    )
     p.add_argument("--input-size", default=None, help="H or HxW (default: the config's img_size)")
     p.add_argument("--dtypes", default="float64,float32", help="comma-separated (default both)")
-    p.add_argument("--semantics", default=None, choices=SEMANTICS,
-                   help="swinref semantics to compare with (default: the implementation's)")
-    p.add_argument("--matrix", action="store_true",
-                   help="run every implementation on the standard cases and print the matrix")
+    p.add_argument(
+        "--semantics",
+        default=None,
+        choices=SEMANTICS,
+        help="swinref semantics to compare with (default: the implementation's)",
+    )
+    p.add_argument(
+        "--matrix",
+        action="store_true",
+        help="run every implementation on the standard cases and print the matrix",
+    )
     p.set_defaults(func=_main)
 
 
 def _main(args) -> int:
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
     # a wide table even when the output is a file or a pipe (rich falls back to 80 columns there)
     console = Console(width=None if sys.stdout.isatty() else 140)
     dtypes = tuple(d.strip() for d in args.dtypes.split(",") if d.strip())
     if args.matrix:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
             task = bar.add_task("matrix", total=len(IMPLS) * len(MATRIX_CASES))
 
             def step(msg):
                 bar.update(task, description=msg)
                 if "/" in msg:
                     bar.advance(task)
+
             results = run_matrix(dtypes=dtypes, progress=step)
         console.print(matrix_table(results, dtypes))
         return 0 if all(r.passed for r in results.values()) else 1
     if args.impl is None:
         raise ValueError("name an implementation (timm, torchvision, hf, hf_backbone) or use --matrix")
     size = parse_size(args.input_size) if args.input_size else None
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("crosscheck", total=None)
-        report = crosscheck(args.impl, args.model, weights=_parse_weights(args.weights),
-                            input_size=size, dtypes=dtypes, semantics=args.semantics,
-                            progress=lambda msg: bar.update(task, description=msg))
+        report = crosscheck(
+            args.impl,
+            args.model,
+            weights=_parse_weights(args.weights),
+            input_size=size,
+            dtypes=dtypes,
+            semantics=args.semantics,
+            progress=lambda msg: bar.update(task, description=msg),
+        )
     if report.rows:
         console.print(report_table(report))
     console.print(report.summary())
@@ -81,11 +111,13 @@ def _main(args) -> int:
 
 def report_table(report: CrosscheckReport):
     """A rich table: one row per layer, one column pair per dtype."""
-    from rich.table import Table
+    from rich.table import Table  # noqa: PLC0415
 
     dtypes = list(report.first_divergence)
-    t = Table(title=f"swinref (semantics={report.semantics}) vs {report.impl}: {report.model} "
-                    f"at {report.input_size[0]}x{report.input_size[1]}")
+    t = Table(
+        title=f"swinref (semantics={report.semantics}) vs {report.impl}: {report.model} "
+        f"at {report.input_size[0]}x{report.input_size[1]}"
+    )
     t.add_column("layer")
     for d in dtypes:
         t.add_column(f"{d} max abs", justify="right")
@@ -104,7 +136,7 @@ def report_table(report: CrosscheckReport):
 
 def matrix_table(results: dict[tuple[str, str], CrosscheckReport], dtypes=("float64", "float32")):
     """implementation x case x dtype -> the largest difference over every compared layer."""
-    from rich.table import Table
+    from rich.table import Table  # noqa: PLC0415
 
     t = Table(title="swinref cross-check matrix: max abs difference over all layers")
     t.add_column("implementation")
@@ -118,6 +150,6 @@ def matrix_table(results: dict[tuple[str, str], CrosscheckReport], dtypes=("floa
             cells = ["raises" if r.both_raised else "-"] * len(dtypes)
         else:
             cells = [f"{r.max_abs(d):.2e}" for d in dtypes]
-        verdict = ("both raise" if r.both_raised else "pass" if r.passed else "FAIL: " + r.summary())
+        verdict = "both raise" if r.both_raised else "pass" if r.passed else "FAIL: " + r.summary()
         t.add_row(impl, case, f"{r.input_size[0]}x{r.input_size[1]}", *cells, verdict)
     return t

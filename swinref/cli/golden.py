@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
@@ -29,7 +28,7 @@ The same arguments always write the same bytes (no timestamps).
 """
 
 
-def _human_size(n: int) -> str:
+def _human_size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -60,8 +59,14 @@ def _cmd_golden(args: argparse.Namespace) -> int:
     out = args.out or f"golden_{label.replace(' ', '_')}.safetensors"
 
     err = Console(stderr=True)
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                        TimeElapsedColumn(), console=err, disable=not err.is_terminal)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
     with progress:
         task = progress.add_task("input", total=4)
         x = golden_input(cfg, batch=args.batch, seed=args.input_seed, dtype=args.dtype, size=size)
@@ -69,14 +74,22 @@ def _cmd_golden(args: argparse.Namespace) -> int:
         params, source = _weights(args, cfg)
         progress.update(task, advance=1, description=f"forward ({args.backend}, {args.dtype})")
         on_backend = backend.to_namespace(params, xp)
-        logits, inter = registry.forward(on_backend, backend.to_namespace({"x": x}, xp)["x"], cfg,
-                                         return_intermediates=True)
+        logits, inter = registry.forward(
+            on_backend, backend.to_namespace({"x": x}, xp)["x"], cfg, return_intermediates=True
+        )
         progress.update(task, advance=1, description="write")
         logits = backend.to_numpy(logits)
-        write_golden(out, cfg=cfg, params=params, x=x, logits=logits,
-                     intermediates=None if args.no_intermediates else inter,
-                     metadata=dict(model=label, backend=args.backend,
-                                   weights_source=source, input_seed=args.input_seed))
+        write_golden(
+            out,
+            cfg=cfg,
+            params=params,
+            x=x,
+            logits=logits,
+            intermediates=None if args.no_intermediates else inter,
+            metadata=dict(
+                model=label, backend=args.backend, weights_source=source, input_seed=args.input_seed
+            ),
+        )
         progress.update(task, advance=1, description="done")
     elapsed = time.perf_counter() - start
 
@@ -84,11 +97,16 @@ def _cmd_golden(args: argparse.Namespace) -> int:
     n_tensors = 2 + (0 if args.no_intermediates else len([n for n in inter if n != "logits"]))
     top = np.argsort(-logits[0], kind="stable")[:5]
     console.print(f"[bold]wrote[/bold] {out}  ({_human_size(os.path.getsize(out))}, {n_tensors} tensors)")
-    console.print(f"model {label} ({registry.family_of(cfg).title}), input {tuple(x.shape)}, "
-                  f"{args.dtype} on {args.backend}, weights: {source}, input seed {args.input_seed}, "
-                  f"batch {args.batch}")
-    console.print(f"logits shape {tuple(logits.shape)}; top-5 classes of sample 0: "
-                  + ", ".join(f"{int(i)} ({logits[0, i]:.6g})" for i in top))
+    console.print(
+        f"model {label} ({registry.family_of(cfg).title}), input {tuple(x.shape)}, "
+        f"{args.dtype} on {args.backend}, weights: {source}, input seed {args.input_seed}, "
+        f"batch {args.batch}"
+    )
+    sample = "clip" if x.ndim == 5 else "image"
+    console.print(
+        f"logits shape {tuple(logits.shape)}; top-5 classes of {sample} 0: "
+        + ", ".join(f"{int(i)} ({logits[0, i]:.6g})" for i in top)
+    )
     console.print(f"wall time {elapsed:.2f} s")
     return 0
 
@@ -102,18 +120,21 @@ def _pair_text(a, b) -> str:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     if os.path.isdir(args.a) and os.path.isdir(args.b):  # two golden set stores: swinref/goldenset.py
-
         return cmd_compare_stores(args)
-    from rich.table import Table
+    from rich.table import Table  # noqa: PLC0415
 
     a, b = read_golden(args.a), read_golden(args.b)
     result = compare_golden(a, b, atol=args.atol, rtol=args.rtol)
     console = stdout_console()
-    why = ("given" if args.atol is not None or args.rtol is not None
-           else f"default for {a.metadata['dtype']} vs {b.metadata['dtype']}")
+    why = (
+        "given"
+        if args.atol is not None or args.rtol is not None
+        else f"default for {a.metadata['dtype']} vs {b.metadata['dtype']}"
+    )
     console.print(f"A (reference) {args.a}\nB             {args.b}")
-    console.print(f"tolerance: |A - B| <= atol + rtol * |A| with atol={result.atol:g}, "
-                  f"rtol={result.rtol:g} ({why})")
+    console.print(
+        f"tolerance: |A - B| <= atol + rtol * |A| with atol={result.atol:g}, rtol={result.rtol:g} ({why})"
+    )
 
     table = Table(show_lines=False)
     table.add_column("tensor", no_wrap=True)
@@ -123,8 +144,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         shape, dtype = _pair_text(r.shape_a, r.shape_b), _pair_text(r.dtype_a, r.dtype_b)
         problem = f" ({r.problem})" if r.problem else ""
         verdict = "[green]pass[/green]" if r.passed else f"[red]FAIL[/red]{problem}"
-        table.add_row(r.name, shape, dtype, fmt(r.max_abs), fmt(r.max_rel),
-                      "-" if r.worst_index is None else str(r.worst_index), verdict)
+        table.add_row(
+            r.name,
+            shape,
+            dtype,
+            fmt(r.max_abs),
+            fmt(r.max_rel),
+            "-" if r.worst_index is None else str(r.worst_index),
+            verdict,
+        )
     console.print(table)
     for note in result.notes:
         console.print(f"note: {note}")
@@ -132,48 +160,77 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     failures = result.failures
     if not failures:
         worst = max((r.max_abs for r in result.rows if r.max_abs is not None), default=0.0)
-        console.print(f"[green]PASS[/green]: all {len(result.rows)} tensors within tolerance "
-                      f"(largest abs difference {worst:.3e})")
+        console.print(
+            f"[green]PASS[/green]: all {len(result.rows)} tensors within tolerance "
+            f"(largest abs difference {worst:.3e})"
+        )
         return 0
     listed = ", ".join(r.name + (f" ({r.problem})" if r.problem else "") for r in failures)
-    console.print(f"[red]FAIL[/red]: {len(failures)} of {len(result.rows)} tensors beyond tolerance "
-                  f"or not comparable; first in forward order: {failures[0].name}; all: {listed}")
+    console.print(
+        f"[red]FAIL[/red]: {len(failures)} of {len(result.rows)} tensors beyond tolerance "
+        f"or not comparable; first in forward order: {failures[0].name}; all: {listed}"
+    )
     return 1
 
 
 def register(sub) -> None:
     """Add the ``golden`` and ``compare`` commands to the ``swinref`` command line."""
 
-    p = sub.add_parser("golden", help="write a golden file (input, intermediates, logits)",
-                       description=GOLDEN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "golden",
+        help="write a golden file (input, intermediates, logits)",
+        description=GOLDEN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_model_arguments(p)
-    p.add_argument("--weights", metavar="FILE", default=None,
-                   help="weights file (.safetensors, .npz, .pth) in any layout of the family; "
-                        "default: seeded init")
-    p.add_argument("--source", default=None,
-                   help="layout of --weights (V1: timm, torchvision, hf, official, auto; V2: timm, official, "
-                        "torchvision, hf, auto; video: official); default: the family's own")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed of the initialised weights, swinref.init_params(cfg, seed=SEED) (default 0)")
-    p.add_argument("--input-seed", type=int, default=0,
-                   help="seed of the input, numpy.random.default_rng(INPUT_SEED).standard_normal (default 0)")
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        default=None,
+        help="weights file (.safetensors, .npz, .pth) in any layout of the family; default: seeded init",
+    )
+    p.add_argument(
+        "--source",
+        default=None,
+        help="layout of --weights (V1: timm, torchvision, hf, official, auto; V2: timm, official, "
+        "torchvision, hf, auto; video: official); default: the family's own",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the initialised weights, swinref.init_params(cfg, seed=SEED) (default 0)",
+    )
+    p.add_argument(
+        "--input-seed",
+        type=int,
+        default=0,
+        help="seed of the input, numpy.random.default_rng(INPUT_SEED).standard_normal (default 0)",
+    )
     p.add_argument("--batch", type=int, default=1, help="images in the input batch (default 1)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    p.add_argument("--backend", choices=backend.BACKENDS, default="numpy",
-                   help="array library that runs the forward pass (default numpy)")
+    p.add_argument(
+        "--backend",
+        choices=backend.BACKENDS,
+        default="numpy",
+        help="array library that runs the forward pass (default numpy)",
+    )
     p.add_argument("--no-intermediates", action="store_true", help="store only the input and the logits")
-    p.add_argument("--out", metavar="FILE", default=None,
-                   help="output path (default golden_MODEL.safetensors)")
+    p.add_argument(
+        "--out", metavar="FILE", default=None, help="output path (default golden_MODEL.safetensors)"
+    )
 
     add_image_arguments(p)
     p.set_defaults(func=_cmd_golden)
 
     c = sub.add_parser(
-        "compare", help="compare two golden files tensor by tensor",
+        "compare",
+        help="compare two golden files tensor by tensor",
         description="Compare every tensor of golden file B against the reference A: "
-                    "|A - B| <= atol + rtol * |A|. Default atol 1e-10 when both files are float64, "
-                    "1e-4 when either is float32; rtol 0. Exit 0 when all pass, 1 when any tensor is "
-                    "beyond tolerance, missing or mis-shaped, 2 for an unreadable file.")
+        "|A - B| <= atol + rtol * |A|. Default atol 1e-10 when both files are float64, "
+        "1e-4 when either is float32; rtol 0. Exit 0 when all pass, 1 when any tensor is "
+        "beyond tolerance, missing or mis-shaped, 2 for an unreadable file.",
+    )
     c.add_argument("a", metavar="A", help="reference golden file")
     c.add_argument("b", metavar="B", help="golden file to check against A")
     c.add_argument("--atol", type=float, default=None, help="absolute tolerance (default by dtype)")
@@ -193,25 +250,57 @@ command resumes: only missing or corrupt shards are computed."""
 def add_image_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``swinref golden --images``."""
     g = p.add_argument_group("image sets", IMAGES_HELP)
-    g.add_argument("--images", metavar="DIR_OR_GLOB", default=None,
-                   help="a directory (its .png/.jpg/.jpeg files, recursively) or a quoted glob pattern")
+    g.add_argument(
+        "--images",
+        metavar="DIR_OR_GLOB",
+        default=None,
+        help="a directory (its .png/.jpg/.jpeg files, recursively) or a quoted glob pattern",
+    )
     g.add_argument("--batch-size", type=int, default=8, help="images per batch and shard (default 8)")
-    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="address of a running Dask scheduler (default: start a LocalCluster)")
-    g.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="LocalCluster worker processes, one thread each (default: CPU count)")
-    g.add_argument("--on-bad-file", choices=("skip", "fail"), default="skip",
-                   help="undecodable files: list and skip them (default) or stop")
-    g.add_argument("--intermediates", metavar="NAMES", default="",
-                   help="comma-separated forward intermediates to store (e.g. patch_embed,layers.3), "
-                        "'all', or empty for none (default)")
-    g.add_argument("--crop-pct", type=float, default=None,
-                   help="resize the shorter side to floor(img_size / CROP_PCT) before the center crop "
-                        "(default: timm's for the model, 0.9 at 224, 1.0 at 384)")
-    g.add_argument("--interpolation", choices=("bicubic", "bilinear", "nearest"), default=None,
-                   help="resize filter (default bicubic, timm's for Swin)")
-    g.add_argument("--max-shards", type=int, default=None,
-                   help="compute at most this many shards, then stop (rerun to continue)")
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="address of a running Dask scheduler (default: start a LocalCluster)",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="LocalCluster worker processes, one thread each (default: CPU count)",
+    )
+    g.add_argument(
+        "--on-bad-file",
+        choices=("skip", "fail"),
+        default="skip",
+        help="undecodable files: list and skip them (default) or stop",
+    )
+    g.add_argument(
+        "--intermediates",
+        metavar="NAMES",
+        default="",
+        help="comma-separated forward intermediates to store (e.g. patch_embed,layers.3), "
+        "'all', or empty for none (default)",
+    )
+    g.add_argument(
+        "--crop-pct",
+        type=float,
+        default=None,
+        help="resize the shorter side to floor(img_size / CROP_PCT) before the center crop "
+        "(default: timm's for the model, 0.9 at 224, 1.0 at 384)",
+    )
+    g.add_argument(
+        "--interpolation",
+        choices=("bicubic", "bilinear", "nearest"),
+        default=None,
+        help="resize filter (default bicubic, timm's for Swin)",
+    )
+    g.add_argument(
+        "--max-shards",
+        type=int,
+        default=None,
+        help="compute at most this many shards, then stop (rerun to continue)",
+    )
 
 
 def cmd_golden_images(args: argparse.Namespace) -> int:
@@ -225,23 +314,38 @@ def cmd_golden_images(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.intermediates.split(",") if n.strip()]
     if names == ["all"]:
         names = intermediate_names(cfg)
-    transform = EvalTransform.for_model(cfg, args.model, crop_pct=args.crop_pct,
-                                        interpolation=args.interpolation)
+    transform = EvalTransform.for_model(
+        cfg, args.model, crop_pct=args.crop_pct, interpolation=args.interpolation
+    )
     try:
-        report = run_golden_set(args.images, args.out, cfg=cfg, params=params, model=args.model,
-                                weights_source=source, batch_size=args.batch_size, dtype=args.dtype,
-                                backend_name=args.backend, intermediates=names, transform=transform,
-                                on_bad_file=args.on_bad_file, scheduler=args.scheduler,
-                                workers=args.workers, max_shards=args.max_shards)
+        report = run_golden_set(
+            args.images,
+            args.out,
+            cfg=cfg,
+            params=params,
+            model=args.model,
+            weights_source=source,
+            batch_size=args.batch_size,
+            dtype=args.dtype,
+            backend_name=args.backend,
+            intermediates=names,
+            transform=transform,
+            on_bad_file=args.on_bad_file,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            max_shards=args.max_shards,
+        )
     except KeyboardInterrupt:  # shards written so far are whole and recorded; the rerun resumes
         return 130
     console = stdout_console()
     for note in report.notes:
         console.print(f"note: {note}")
-    console.print(f"[bold]store[/bold] {report.store}: {report.images} images in {report.shards} shards; "
-                  f"this run computed {report.shards_computed} shards ({report.images_computed} images) "
-                  f"in {report.seconds:.1f} s, {report.rate:.2f} images/s; "
-                  f"{'complete' if report.complete else 'INCOMPLETE: rerun to continue'}")
+    console.print(
+        f"[bold]store[/bold] {report.store}: {report.images} images in {report.shards} shards; "
+        f"this run computed {report.shards_computed} shards ({report.images_computed} images) "
+        f"in {report.seconds:.1f} s, {report.rate:.2f} images/s; "
+        f"{'complete' if report.complete else 'INCOMPLETE: rerun to continue'}"
+    )
     if report.skipped:
         console.print(f"skipped {len(report.skipped)} unreadable files:")
         for n, r in report.skipped:
@@ -250,8 +354,12 @@ def cmd_golden_images(args: argparse.Namespace) -> int:
 
 
 def add_compare_arguments(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--worst", type=int, default=10,
-                   help="with two stores: how many of the most different images to list (default 10)")
+    c.add_argument(
+        "--worst",
+        type=int,
+        default=10,
+        help="with two stores: how many of the most different images to list (default 10)",
+    )
 
 
 def cmd_compare_stores(args: argparse.Namespace) -> int:
@@ -266,16 +374,26 @@ def cmd_compare_stores(args: argparse.Namespace) -> int:
     for col in ("tensor", "max abs", "max rel", "worst image", "result"):
         table.add_column(col, no_wrap=True)
     for name, t in r.tensors.items():
-        table.add_row(name, fmt(t["max_abs"]), fmt(t["max_rel"]),
-                      str(t["worst_image"]) if t["max_abs"] > 0 else "-",
-                      "[green]pass[/green]" if t["passed"] else "[red]FAIL[/red]")
+        table.add_row(
+            name,
+            fmt(t["max_abs"]),
+            fmt(t["max_rel"]),
+            str(t["worst_image"]) if t["max_abs"] > 0 else "-",
+            "[green]pass[/green]" if t["passed"] else "[red]FAIL[/red]",
+        )
     console.print(table)
     worst = Table(title=f"the {len(r.worst)} images with the largest logits difference")
     for col in ("image", "logits max abs", "input max abs", "top-1 A", "top-1 B", "result"):
         worst.add_column(col, no_wrap=True)
     for d in r.worst:
-        worst.add_row(d.name, fmt(d.logits_max_abs), fmt(d.input_max_abs), str(d.top1_a), str(d.top1_b),
-                      "[green]pass[/green]" if d.passed else "[red]FAIL[/red]")
+        worst.add_row(
+            d.name,
+            fmt(d.logits_max_abs),
+            fmt(d.input_max_abs),
+            str(d.top1_a),
+            str(d.top1_b),
+            "[green]pass[/green]" if d.passed else "[red]FAIL[/red]",
+        )
     console.print(worst)
     for note in r.notes:
         console.print(f"note: {note}")
@@ -283,8 +401,10 @@ def cmd_compare_stores(args: argparse.Namespace) -> int:
         if names:
             more = " ..." if len(names) > 10 else ""
             console.print(f"{len(names)} images {label}: {', '.join(names[:10])}{more}")
-    console.print(f"images compared {r.images}; top-1 agreement {r.top1_agree}/{r.images} "
-                  f"({100 * r.top1_rate:.2f}%); images beyond tolerance {r.failed_images}")
+    console.print(
+        f"images compared {r.images}; top-1 agreement {r.top1_agree}/{r.images} "
+        f"({100 * r.top1_rate:.2f}%); images beyond tolerance {r.failed_images}"
+    )
     if r.passed:
         console.print("[green]PASS[/green]")
         return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 
 from ..tools.vectors import (
     CASES,
@@ -20,23 +20,32 @@ from .common import stdout_console
 
 
 def _cmd_vectors(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
     dtypes = DTYPES if args.dtype == "both" else (args.dtype,)
     total = sum(len(c.dtypes(dtypes)) for c in CASES)
     err = Console(stderr=True)
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=err, transient=True)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
     with bar:
         task = bar.add_task("writing test vectors", total=total)
-        manifest = write_suite(args.out, dtypes=dtypes,
-                               progress=lambda name: bar.update(task, advance=1, description=name))
+        manifest = write_suite(
+            args.out, dtypes=dtypes, progress=lambda name: bar.update(task, advance=1, description=name)
+        )
     size = sum(e["bytes"] for e in manifest["cases"])
     comps = sorted({e["component"] for e in manifest["cases"]})
     console = stdout_console()
-    console.print(f"[bold]wrote[/bold] {len(manifest['cases'])} case files and {MANIFEST} to {args.out} "
-                  f"({size / 1024:.1f} KiB of cases; suite version {SUITE_VERSION})")
+    console.print(
+        f"[bold]wrote[/bold] {len(manifest['cases'])} case files and {MANIFEST} to {args.out} "
+        f"({size / 1024:.1f} KiB of cases; suite version {SUITE_VERSION})"
+    )
     console.print(f"{len(CASES)} cases over {len(comps)} components, dtypes {', '.join(dtypes)}")
     return 0
 
@@ -46,19 +55,19 @@ def _fmt(v) -> str:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    import sys
-
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+    from rich.console import Console  # noqa: PLC0415
+    from rich.markup import escape  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
 
     results = verify(args.expected, args.actual, select=args.select)
     if not results:
         raise ValueError(f"no case of the suite matches --select {args.select!r}")
     # a pipe or file gets 200 columns: the table has ten of them and long case names
     console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
-    console.print(f"expected {args.expected}\nactual   {args.actual}\n"
-                  "rule: |expected - actual| <= atol + rtol * |expected| (tolerances per case)")
+    console.print(
+        f"expected {args.expected}\nactual   {args.actual}\n"
+        "rule: |expected - actual| <= atol + rtol * |expected| (tolerances per case)"
+    )
     table = Table()
     for col in ("case", "tensor", "shape", "dtype", "max abs", "max rel", "ULP", "atol", "rtol", "result"):
         table.add_column(col, no_wrap=True)
@@ -71,13 +80,28 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         for t in r.tensors:
             if args.failures_only and t.passed:
                 continue
-            shape = str(t.shape_expected) if t.shape_actual in (None, t.shape_expected) else \
-                f"{t.shape_expected} vs {t.shape_actual}"
-            dtype = t.dtype_expected if t.dtype_actual in (None, t.dtype_expected) else \
-                f"{t.dtype_expected} vs {t.dtype_actual}"
+            shape = (
+                str(t.shape_expected)
+                if t.shape_actual in (None, t.shape_expected)
+                else f"{t.shape_expected} vs {t.shape_actual}"
+            )
+            dtype = (
+                t.dtype_expected
+                if t.dtype_actual in (None, t.dtype_expected)
+                else f"{t.dtype_expected} vs {t.dtype_actual}"
+            )
             verdict = "[green]pass[/green]" if t.passed else f"[red]FAIL[/red] {t.kind}"
-            table.add_row(r.name, t.name, shape, dtype, _fmt(t.max_abs), _fmt(t.max_rel),
-                          "-" if t.max_ulp is None else str(t.max_ulp), *tol, verdict)
+            table.add_row(
+                r.name,
+                t.name,
+                shape,
+                dtype,
+                _fmt(t.max_abs),
+                _fmt(t.max_rel),
+                "-" if t.max_ulp is None else str(t.max_ulp),
+                *tol,
+                verdict,
+            )
     console.print(table)
     report = report_dict(results, args.expected, args.actual)
     if args.report_json:
@@ -88,16 +112,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             f.write(junit_xml(results))
     s = report["summary"]
     if report["passed"]:
-        console.print(f"[green]PASS[/green]: all {s['cases']} cases ({s['tensors']} output tensors) "
-                      "within tolerance")
+        console.print(
+            f"[green]PASS[/green]: all {s['cases']} cases ({s['tensors']} output tensors) within tolerance"
+        )
         return 0
     bad = [r for r in results if not r.passed]
     for r in bad:
         for kind, message in r.failures():
             console.print(f"[red]FAIL[/red] {r.name} {escape(f'[{kind}]')} {escape(message)}", soft_wrap=True)
     listed = "; ".join(f"{r.name} ({', '.join(sorted({k for k, _ in r.failures()}))})" for r in bad)
-    console.print(f"[red]FAIL[/red]: {s['failed']} of {s['cases']} cases failed ({s['tensors_failed']} "
-                  f"of {s['tensors']} output tensors compared): {listed}", soft_wrap=True)
+    console.print(
+        f"[red]FAIL[/red]: {s['failed']} of {s['cases']} cases failed ({s['tensors_failed']} "
+        f"of {s['tensors']} output tensors compared): {listed}",
+        soft_wrap=True,
+    )
     return 1
 
 
@@ -120,21 +148,38 @@ EXPECTED has no usable manifest.
 
 def register(sub) -> None:
     """Add the ``vectors`` and ``verify`` commands to the ``swinref`` command line."""
-    p = sub.add_parser("vectors", help="write the language-neutral test-vector suite",
-                       description=VECTORS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "vectors",
+        help="write the language-neutral test-vector suite",
+        description=VECTORS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out", metavar="DIR", required=True, help="directory to write the suite into")
-    p.add_argument("--dtype", choices=("both", *DTYPES), default="both",
-                   help="dtype variants of the float cases (default both)")
+    p.add_argument(
+        "--dtype",
+        choices=("both", *DTYPES),
+        default="both",
+        help="dtype variants of the float cases (default both)",
+    )
     p.set_defaults(func=_cmd_vectors)
 
-    v = sub.add_parser("verify", help="check a port's outputs against the test-vector suite",
-                       description=VERIFY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    v = sub.add_parser(
+        "verify",
+        help="check a port's outputs against the test-vector suite",
+        description=VERIFY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     v.add_argument("expected", metavar="DIR_EXPECTED", help="the suite written by 'swinref vectors'")
     v.add_argument("actual", metavar="DIR_ACTUAL", help="the port's outputs in the same layout")
     v.add_argument("--report-json", metavar="PATH", default=None, help="write the JSON report here")
     v.add_argument("--junit", metavar="PATH", default=None, help="write JUnit XML here")
-    v.add_argument("--select", metavar="GLOB", default=None,
-                   help="check only cases whose name matches (e.g. 'block_*.float32')")
-    v.add_argument("--failures-only", action="store_true",
-                   help="list only failing cases and tensors in the table")
+    v.add_argument(
+        "--select",
+        metavar="GLOB",
+        default=None,
+        help="check only cases whose name matches (e.g. 'block_*.float32')",
+    )
+    v.add_argument(
+        "--failures-only", action="store_true", help="list only failing cases and tensors in the table"
+    )
     v.set_defaults(func=_cmd_verify)

@@ -1,1 +1,2 @@
-"""Backend shim, numerics, window ops, shared layers, the params contract and the one cache: everything every family uses."""
+"""Backend shim, numerics, window ops, shared layers, the params contract and the one cache:
+everything every family uses."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 import array_api_compat
 import numpy as np
@@ -79,13 +79,17 @@ def to_numpy(x: Any) -> np.ndarray:
             x = x.float()
         return x.numpy()
     if array_api_compat.is_array_api_strict_namespace(namespace(x)):
-        import array_api_strict
+        import array_api_strict  # noqa: PLC0415
 
         x = x.to_device(array_api_strict.Device("CPU_DEVICE"))
         return np.from_dlpack(x)
     return np.asarray(x)
 
 
+@overload
+def float_dtype_name(dtype: None) -> None: ...
+@overload
+def float_dtype_name(dtype: object) -> str: ...
 def float_dtype_name(dtype: Any) -> str | None:
     """'float32' / 'float64' for a dtype given as a string or any library's dtype object.
 
@@ -99,9 +103,7 @@ def float_dtype_name(dtype: Any) -> str | None:
     return name
 
 
-def to_namespace(
-    params: Mapping[str, Any], xp, *, device: Any = None, dtype: Any = None
-) -> dict[str, Any]:
+def to_namespace(params: Mapping[str, Any], xp, *, device: Any = None, dtype: Any = None) -> dict[str, Any]:
     """Move every array of ``params`` into namespace ``xp`` (and onto ``device``), optionally cast.
 
     This is the one call that readies weights for a backend::
@@ -125,7 +127,7 @@ def to_namespace(
 def _from_numpy(xp, host: np.ndarray, device_: Any):
     host = np.ascontiguousarray(host)
     if array_api_compat.is_torch_namespace(xp):
-        import torch
+        import torch  # noqa: PLC0415
 
         t = torch.from_numpy(host.copy())
         return t if device_ is None else t.to(device_)

@@ -14,8 +14,11 @@ def pair(v: Any, name: str) -> tuple[int, int]:
     """An int or a pair of ints as (H, W)."""
     if isinstance(v, int) and not isinstance(v, bool):
         return (v, v)
-    if isinstance(v, (tuple, list)) and len(v) == 2 and all(
-            isinstance(i, int) and not isinstance(i, bool) for i in v):
+    if (
+        isinstance(v, (tuple, list))
+        and len(v) == 2
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
+    ):
         return (int(v[0]), int(v[1]))
     raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
 
@@ -24,8 +27,11 @@ def triple(v: Any, name: str) -> tuple[int, int, int]:
     """An int or a triple of ints as (T, H, W)."""
     if isinstance(v, int) and not isinstance(v, bool):
         return (v, v, v)
-    if isinstance(v, (tuple, list)) and len(v) == 3 and all(
-            isinstance(i, int) and not isinstance(i, bool) for i in v):
+    if (
+        isinstance(v, (tuple, list))
+        and len(v) == 3
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
+    ):
         return (int(v[0]), int(v[1]), int(v[2]))
     raise ValueError(f"{name} must be an int or a triple of ints (T, H, W), got {v!r}")
 
@@ -42,6 +48,8 @@ class ConfigBase:
     """
 
     family: ClassVar[str] = ""
+    in_chans: int
+    num_classes: int
     embed_dim: int
     depths: tuple[int, ...]
     num_heads: tuple[int, ...]
@@ -67,12 +75,15 @@ class ConfigBase:
 
     # ----- validation --------------------------------------------------------------------------
     def _normalise(self, *names: str) -> None:
-        """Lists become tuples (configs hash and compare by value); ``depths``/``num_heads`` must be sequences."""
+        """Lists become tuples (configs hash and compare by value); ``depths``/``num_heads`` must be
+        sequences."""
         for name in ("depths", "num_heads"):
             value = getattr(self, name)
             if not isinstance(value, (tuple, list)):
-                raise ValueError(f"invalid {type(self).__name__}: {name} must be a tuple with one int "
-                                 f"per stage, got {value!r}")
+                raise ValueError(
+                    f"invalid {type(self).__name__}: {name} must be a tuple with one int "
+                    f"per stage, got {value!r}"
+                )
             object.__setattr__(self, name, tuple(value))
         for name in names:
             if isinstance(getattr(self, name), list):
@@ -85,7 +96,7 @@ class ConfigBase:
             v = getattr(self, name)
             if not is_int(v) or v < 1:
                 problems.append(f"{name} must be a positive int, got {v!r}")
-        n = getattr(self, "num_classes")
+        n = self.num_classes
         if not is_int(n) or n < 0:
             problems.append(f"num_classes must be an int >= 0, got {n!r}")
         if not self.depths:
@@ -93,15 +104,19 @@ class ConfigBase:
         if any(not is_int(d) or d < 1 for d in self.depths):
             problems.append(f"every depth must be a positive int, got {self.depths!r}")
         if len(self.depths) != len(self.num_heads):
-            problems.append(f"depths has {len(self.depths)} stages but num_heads has "
-                            f"{len(self.num_heads)}: give one head count per stage")
+            problems.append(
+                f"depths has {len(self.depths)} stages but num_heads has "
+                f"{len(self.num_heads)}: give one head count per stage"
+            )
         elif is_int(self.embed_dim):
             for i, h in enumerate(self.num_heads):
                 if not is_int(h) or h < 1:
                     problems.append(f"num_heads[{i}] must be a positive int, got {h!r}")
                 elif self.stage_dim(i) % h:
-                    problems.append(f"stage {i} width {self.stage_dim(i)} (embed_dim * 2**{i}) is not "
-                                    f"divisible by num_heads[{i}] = {h}")
+                    problems.append(
+                        f"stage {i} width {self.stage_dim(i)} (embed_dim * 2**{i}) is not "
+                        f"divisible by num_heads[{i}] = {h}"
+                    )
         r = self.mlp_ratio
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not r > 0:
             problems.append(f"mlp_ratio must be a number > 0, got {r!r}")
@@ -126,7 +141,9 @@ class ConfigBase:
         fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(d) - fields)
         if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields {unknown}; expected a subset of {sorted(fields)}")
+            raise ValueError(
+                f"unknown {cls.__name__} fields {unknown}; expected a subset of {sorted(fields)}"
+            )
         return cls(**d)
 
 

@@ -33,9 +33,9 @@ def patch_embed(p: Mapping[str, Any], x, *, patch_size: int | Sequence[int], pat
         patch_size = (patch_size,) * len(S)
     k = len(patch_size)
     C = p["proj.weight"].shape[0]
-    grid = tuple(s // q for s, q in zip(S, patch_size))
+    grid = tuple(s // q for s, q in zip(S, patch_size, strict=False))
     split = [B, Cin]
-    for g, q in zip(grid, patch_size):
+    for g, q in zip(grid, patch_size, strict=False):
         split += [g, q]  # (B, Cin, S0/P0, P0, S1/P1, P1, ...)
     x = xp.reshape(x, tuple(split))
     # (B, S0/P0, S1/P1, ..., Cin, P0, P1, ...)
@@ -58,15 +58,24 @@ def mlp(p: Mapping[str, Any], x, *, xp):
 # ----- geometry constants, built on the host once and converted per call ------------------------
 def host_index(window: tuple[int, ...]) -> np.ndarray:
     """The relative position index (N, N) int64 of a window, cached on the host."""
-    return host_constant("relative_position_index", (tuple(window),), lambda: np.asarray(
-        relative_position_index(window, xp=backend.get_namespace("numpy"))))
+    return host_constant(
+        "relative_position_index",
+        (tuple(window),),
+        lambda: np.asarray(relative_position_index(window, xp=backend.get_namespace("numpy"))),
+    )
 
 
-def host_mask(size: tuple[int, ...], window: tuple[int, ...], shift: tuple[int, ...],
-               dtype: str) -> np.ndarray:
+def host_mask(
+    size: tuple[int, ...], window: tuple[int, ...], shift: tuple[int, ...], dtype: str
+) -> np.ndarray:
     """The shift mask of a padded grid, built once per geometry and dtype on the host."""
-    return host_constant("shift_mask", (tuple(size), tuple(window), tuple(shift), dtype), lambda: np.asarray(
-        shift_mask(size, window, shift, xp=backend.get_namespace("numpy"), dtype=np.dtype(dtype))))
+    return host_constant(
+        "shift_mask",
+        (tuple(size), tuple(window), tuple(shift), dtype),
+        lambda: np.asarray(
+            shift_mask(size, window, shift, xp=backend.get_namespace("numpy"), dtype=np.dtype(dtype))
+        ),
+    )
 
 
 def mask_for(like, window: tuple[int, ...], shift: tuple[int, ...]):

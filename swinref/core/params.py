@@ -41,8 +41,9 @@ class Scope(Mapping):
         return sum(1 for _ in self)
 
 
-def problems_error(title: str, sections: Iterable[tuple[str, list[str]]], *,
-                   hints: Iterable[str] = ()) -> WeightsError:
+def problems_error(
+    title: str, sections: Iterable[tuple[str, list[str]]], *, hints: Iterable[str] = ()
+) -> WeightsError:
     """One :class:`WeightsError` whose message lists every problem under its section title."""
     lines = [title]
     lines.extend(f"  hint: {h}" for h in hints if h)
@@ -53,9 +54,14 @@ def problems_error(title: str, sections: Iterable[tuple[str, list[str]]], *,
     return WeightsError("\n".join(lines))
 
 
-def check_param_shapes(params: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]], *,
-                       model_prefixes: tuple[str, ...], ignore_prefixes: tuple[str, ...] = (),
-                       loader: str = "swinref.convert_state_dict") -> None:
+def check_param_shapes(
+    params: Mapping[str, Any],
+    expected: Mapping[str, tuple[int, ...]],
+    *,
+    model_prefixes: tuple[str, ...],
+    ignore_prefixes: tuple[str, ...] = (),
+    loader: str = "swinref.convert_state_dict",
+) -> None:
     """Every expected parameter present with its shape, and no unused model parameter.
 
     ``model_prefixes``: names under these prefixes are the model's own; one that ``expected`` does
@@ -72,12 +78,18 @@ def check_param_shapes(params: Mapping[str, Any], expected: Mapping[str, tuple[i
             missing.append(name)
         elif tuple(params[name].shape) != tuple(shape):
             misshaped.append(f"{name}: got {tuple(params[name].shape)}, expected {tuple(shape)}")
-    unexpected = [n for n in params if n.startswith(model_prefixes) and n not in expected
-                  and not (ignore_prefixes and n.startswith(ignore_prefixes))]
+    unexpected = [
+        n
+        for n in params
+        if n.startswith(model_prefixes)
+        and n not in expected
+        and not (ignore_prefixes and n.startswith(ignore_prefixes))
+    ]
     if missing or misshaped or unexpected:
-        raise problems_error(f"params do not match the config (build them with {loader}):",
-                             (("missing", missing), ("mis-shaped", misshaped),
-                              ("unexpected", unexpected)))
+        raise problems_error(
+            f"params do not match the config (build them with {loader}):",
+            (("missing", missing), ("mis-shaped", misshaped), ("unexpected", unexpected)),
+        )
 
 
 def check_arrays_like(params: Mapping[str, Any], x) -> None:
@@ -127,10 +139,17 @@ def check_dtype_arg(dtype: str | None) -> None:
         raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
 
 
-def check_state_dict(arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]], *,
-                     title: str, dtype: str | None = None, labels: Mapping[str, str] | None = None,
-                     unexpected: Iterable[str] = (), problems: Iterable[str] = (),
-                     hints: Iterable[str] = ()) -> dict[str, np.ndarray]:
+def check_state_dict(
+    arrays: Mapping[str, np.ndarray],
+    expected: Mapping[str, tuple[int, ...]],
+    *,
+    title: str,
+    dtype: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    unexpected: Iterable[str] = (),
+    problems: Iterable[str] = (),
+    hints: Iterable[str] = (),
+) -> dict[str, np.ndarray]:
     """Params (in ``expected``'s order) from NumPy arrays already renamed to the family's names.
 
     Every name not in ``expected`` is unexpected; every expected name absent is missing; shapes
@@ -154,9 +173,16 @@ def check_state_dict(arrays: Mapping[str, np.ndarray], expected: Mapping[str, tu
             params[name] = array.astype(dtype) if dtype else array
     missing = [labels.get(n, n) for n in expected if n not in arrays]
     if missing or unexpected or misshaped or wrong_kind:
-        raise problems_error(title, (("missing", missing), ("unexpected", unexpected),
-                                     ("mis-shaped", misshaped), ("wrong dtype", wrong_kind)),
-                             hints=hints)
+        raise problems_error(
+            title,
+            (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("mis-shaped", misshaped),
+                ("wrong dtype", wrong_kind),
+            ),
+            hints=hints,
+        )
     return {n: params[n] for n in expected}
 
 
@@ -200,9 +226,13 @@ def random_value(rng: np.random.Generator, name: str, shape: tuple[int, ...]) ->
     return rng.normal(size=shape) / np.sqrt(fan_in)
 
 
-def seeded_params(shapes: Mapping[str, tuple[int, ...]], *, seed: int, dtype: str,
-                  value: Callable[[np.random.Generator, str, tuple[int, ...]], np.ndarray]
-                  ) -> dict[str, np.ndarray]:
+def seeded_params(
+    shapes: Mapping[str, tuple[int, ...]],
+    *,
+    seed: int,
+    dtype: str,
+    value: Callable[[np.random.Generator, str, tuple[int, ...]], np.ndarray],
+) -> dict[str, np.ndarray]:
     """``value(rng, name, shape)`` for every name in order, one generator seeded with ``seed``.
 
     The same seed gives the same bits; the result is cast to ``dtype``.

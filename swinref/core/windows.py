@@ -25,16 +25,17 @@ def window_partition(x, window: Sequence[int], *, xp):
     """
     B, *S, C = x.shape
     k = len(window)
-    if len(S) != k or any(s % m for s, m in zip(S, window)):
-        raise ValueError(f"grid {'x'.join(map(str, S))} is not a multiple of the window "
-                         f"{'x'.join(map(str, window))}")
+    if len(S) != k or any(s % m for s, m in zip(S, window, strict=False)):
+        raise ValueError(
+            f"grid {'x'.join(map(str, S))} is not a multiple of the window {'x'.join(map(str, window))}"
+        )
     split = [B]
-    for s, m in zip(S, window):
+    for s, m in zip(S, window, strict=False):
         split += [s // m, m]  # (B, S0/M0, M0, S1/M1, M1, ..., C)
     x = xp.reshape(x, (*split, C))
     # window indices first, then the offsets inside the window: (B, S0/M0, S1/M1, ..., M0, M1, ..., C)
     x = xp.permute_dims(x, (0, *range(1, 2 * k, 2), *range(2, 2 * k + 1, 2), 2 * k + 1))
-    nW = math.prod(s // m for s, m in zip(S, window))
+    nW = math.prod(s // m for s, m in zip(S, window, strict=False))
     return xp.reshape(x, (B * nW, math.prod(window), C))  # (B*nW, N, C)
 
 
@@ -45,7 +46,7 @@ def window_reverse(windows, window: Sequence[int], *size: int, xp):
     """
     C = windows.shape[-1]
     k = len(window)
-    x = xp.reshape(windows, (-1, *(s // m for s, m in zip(size, window)), *window, C))
+    x = xp.reshape(windows, (-1, *(s // m for s, m in zip(size, window, strict=False)), *window, C))
     # interleave again: (B, S0/M0, M0, S1/M1, M1, ..., C)
     order = [0]
     for a in range(k):
@@ -90,16 +91,15 @@ def relative_position_index(window: Sequence[int], *, xp, device=None):
     axes = [xp.arange(m, dtype=xp.int64, device=device) for m in window]
     grids = xp.meshgrid(*axes, indexing="ij")  # k arrays of shape window
     index = None
-    for a, (g, m) in enumerate(zip(grids, window)):
+    for a, (g, m) in enumerate(zip(grids, window, strict=False)):
         c = xp.reshape(g, (-1,))  # (N,) coordinate along axis a
         rel = c[:, None] - c[None, :] + (m - 1)  # (N, N) in [0, 2m-2]
-        stride = math.prod(2 * w - 1 for w in window[a + 1:])
+        stride = math.prod(2 * w - 1 for w in window[a + 1 :])
         index = rel * stride if index is None else index + rel * stride
     return index
 
 
-def region_ids(size: Sequence[int], window: Sequence[int], shift: Sequence[int], *, xp,
-               device=None):
+def region_ids(size: Sequence[int], window: Sequence[int], shift: Sequence[int], *, xp, device=None):
     """Region label of every token of the (padded) shifted grid, as used by the mask.
 
     Along each axis of length L with window M and shift s > 0 there are three slices,
@@ -117,15 +117,16 @@ def region_ids(size: Sequence[int], window: Sequence[int], shift: Sequence[int],
 
     k = len(size)
     labels = None
-    for a, (L, M, s) in enumerate(zip(size, window, shift)):
+    for a, (L, M, s) in enumerate(zip(size, window, shift, strict=False)):
         lab = axis_labels(L, M, s) * 3 ** (k - 1 - a)
         lab = xp.reshape(lab, tuple(L if b == a else 1 for b in range(k)))  # broadcast along axis a
         labels = lab if labels is None else labels + lab
     return labels
 
 
-def shift_mask(size: Sequence[int], window: Sequence[int], shift: Sequence[int], *, xp,
-               dtype=None, device=None):
+def shift_mask(
+    size: Sequence[int], window: Sequence[int], shift: Sequence[int], *, xp, dtype=None, device=None
+):
     """Additive attention mask of shifted-window attention for a (padded) grid of ``size``.
 
     size must be a multiple of the window. Returns (nW, N, N) of ``dtype`` (default float64): 0
@@ -142,8 +143,9 @@ def shift_mask(size: Sequence[int], window: Sequence[int], shift: Sequence[int],
 CLAMP_RULES = ("timm", "official", "torchvision", "hf", "detection")
 
 
-def clamp_window(resolution: Sequence[int], window: Sequence[int], shift: Sequence[int],
-                 *, rule: str = "timm") -> tuple[tuple[int, ...], tuple[int, ...]]:
+def clamp_window(
+    resolution: Sequence[int], window: Sequence[int], shift: Sequence[int], *, rule: str = "timm"
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Window and shift a block actually uses at a token resolution (H, W) or (D, H, W).
 
     rule "timm": per dimension, where r <= window, the window becomes r and that dimension's
@@ -159,8 +161,8 @@ def clamp_window(resolution: Sequence[int], window: Sequence[int], shift: Sequen
     ``always_partition=True``).
     """
     if rule == "timm":
-        win = tuple(r if r <= m else m for r, m in zip(resolution, window))
-        sh = tuple(0 if r <= m else s for r, m, s in zip(resolution, win, shift))
+        win = tuple(r if r <= m else m for r, m in zip(resolution, window, strict=False))
+        sh = tuple(0 if r <= m else s for r, m, s in zip(resolution, win, shift, strict=False))
         return win, sh
     if rule in ("official", "hf"):
         if window[0] != window[1]:
@@ -170,15 +172,25 @@ def clamp_window(resolution: Sequence[int], window: Sequence[int], shift: Sequen
             return (low, low), (0, 0)
         return tuple(window), tuple(shift)
     if rule == "torchvision":
-        padded = tuple(-(-r // m) * m for r, m in zip(resolution, window))
-        return tuple(window), tuple(0 if m >= p else s for m, p, s in zip(window, padded, shift))
+        padded = tuple(-(-r // m) * m for r, m in zip(resolution, window, strict=False))
+        return tuple(window), tuple(
+            0 if m >= p else s for m, p, s in zip(window, padded, shift, strict=False)
+        )
     if rule == "detection":
         return tuple(window), tuple(shift)
     raise ValueError(f"unknown clamp rule {rule!r}; expected one of {', '.join(CLAMP_RULES)}")
 
 
-def shifted_window_apply(x, window: Sequence[int], shift: Sequence[int],
-                         attend: Callable[[Any, Any], Any], *, roll_first: bool, mask_for, xp):
+def shifted_window_apply(
+    x,
+    window: Sequence[int],
+    shift: Sequence[int],
+    attend: Callable[[Any, Any], Any],
+    *,
+    roll_first: bool,
+    mask_for,
+    xp,
+):
     """Run ``attend`` on the (shifted) windows of x (B, *S, C) and put the result back on the grid.
 
     The grid is zero-padded at the end of each axis to a multiple of the window. ``roll_first``
@@ -189,7 +201,7 @@ def shifted_window_apply(x, window: Sequence[int], shift: Sequence[int],
     Returns (B, *S, C): reversed, rolled back and cropped to S.
     """
     _, *S, _ = x.shape
-    pads = {1 + a: (-s) % m for a, (s, m) in enumerate(zip(S, window))}
+    pads = {1 + a: (-s) % m for a, (s, m) in enumerate(zip(S, window, strict=False))}
     back = tuple(-s for s in shift)
     if roll_first:  # timm rolls first and then pads bottom/right
         h = pad_end(cyclic_shift(x, back, xp=xp), pads, xp=xp)  # (B, *padded, C)

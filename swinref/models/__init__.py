@@ -1,1 +1,2 @@
-"""One module per Swin family (v1, v2, video) with its weight layouts, and the registry that dispatches on the config type."""
+"""One module per Swin family (v1, v2, video) with its weight layouts, and the registry that
+dispatches on the config type."""

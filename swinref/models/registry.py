@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.config import ConfigBase
 from . import v1, v1_fast, v1_layouts, v2, video
 
 FORWARD_MODES = ("precise", "fast")
@@ -29,7 +30,7 @@ class Family:
 
     name: str  # stable id, recorded in files: "v1", "v2", "video"
     title: str
-    config: type
+    config: type[ConfigBase]
     zoo: Mapping[str, Mapping[str, Any]]  # released names -> config fields
     aliases: Mapping[str, str]  # short names -> released names (resolved only where unambiguous)
     forward: Callable[..., Any]  # the precise, portable definition
@@ -54,28 +55,58 @@ def _v2_input_shape(cfg: v2.SwinV2Config, *, batch: int, size: tuple[int, ...] |
 
 FAMILIES: tuple[Family, ...] = (
     Family(
-        name="v1", title="Swin Transformer V1", config=v1.SwinConfig, zoo=v1.MODEL_ZOO,
-        aliases=v1.SHORT_NAMES, forward=v1.forward, param_shapes=v1.param_shapes,
-        init_params=v1.init_params, convert_state_dict=v1_layouts.convert_state_dict,
-        export_state_dict=v1_layouts.export_state_dict, layouts=v1_layouts.LAYOUTS,
-        default_layout="timm", input_shape=v1.input_shape, input_form="(B, C, H, W)",
-        semantics=v1.SEMANTICS, forward_features=v1.forward_features, fast=v1_fast.forward,
+        name="v1",
+        title="Swin Transformer V1",
+        config=v1.SwinConfig,
+        zoo=v1.MODEL_ZOO,
+        aliases=v1.SHORT_NAMES,
+        forward=v1.forward,
+        param_shapes=v1.param_shapes,
+        init_params=v1.init_params,
+        convert_state_dict=v1_layouts.convert_state_dict,
+        export_state_dict=v1_layouts.export_state_dict,
+        layouts=v1_layouts.LAYOUTS,
+        default_layout="timm",
+        input_shape=v1.input_shape,
+        input_form="(B, C, H, W)",
+        semantics=v1.SEMANTICS,
+        forward_features=v1.forward_features,
+        fast=v1_fast.forward,
         modes=("precise", "fast"),
     ),
     Family(
-        name="v2", title="Swin Transformer V2", config=v2.SwinV2Config, zoo=v2.MODEL_ZOO_V2,
-        aliases={}, forward=v2.forward, param_shapes=v2.param_shapes, init_params=v2.init_params,
-        convert_state_dict=v2.convert_state_dict, export_state_dict=v2.export_state_dict,
-        layouts=v2.LAYOUTS, default_layout="timm", input_shape=_v2_input_shape,
-        input_form="(B, C, H, W)", semantics=v2.SEMANTICS,
+        name="v2",
+        title="Swin Transformer V2",
+        config=v2.SwinV2Config,
+        zoo=v2.MODEL_ZOO_V2,
+        aliases={},
+        forward=v2.forward,
+        param_shapes=v2.param_shapes,
+        init_params=v2.init_params,
+        convert_state_dict=v2.convert_state_dict,
+        export_state_dict=v2.export_state_dict,
+        layouts=v2.LAYOUTS,
+        default_layout="timm",
+        input_shape=_v2_input_shape,
+        input_form="(B, C, H, W)",
+        semantics=v2.SEMANTICS,
     ),
     Family(
-        name="video", title="Video Swin Transformer", config=video.VideoSwinConfig,
-        zoo=video.VIDEO_MODEL_ZOO, aliases=video.VIDEO_ALIASES, forward=video.forward,
-        param_shapes=video.param_shapes, init_params=video.init_params,
-        convert_state_dict=video.convert_state_dict, export_state_dict=video.export_state_dict,
-        layouts=video.LAYOUTS, default_layout="official", input_shape=video.input_shape,
-        input_form="(B, C, T, H, W)", semantics=(),
+        name="video",
+        title="Video Swin Transformer",
+        config=video.VideoSwinConfig,
+        zoo=video.VIDEO_MODEL_ZOO,
+        aliases=video.VIDEO_ALIASES,
+        forward=video.forward,
+        param_shapes=video.param_shapes,
+        init_params=video.init_params,
+        convert_state_dict=video.convert_state_dict,
+        export_state_dict=video.export_state_dict,
+        layouts=video.LAYOUTS,
+        default_layout="official",
+        input_shape=video.input_shape,
+        input_form="(B, C, T, H, W)",
+        semantics=(),
     ),
 )
 
@@ -88,8 +119,10 @@ def family_of(cfg: Any) -> Family:
     family = _BY_CONFIG.get(type(cfg))
     if family is None:
         types = ", ".join(f.config.__name__ for f in FAMILIES)
-        raise TypeError(f"cfg must be one of {types}, got {type(cfg).__name__}; build one with "
-                        "swinref.named(name) or the config class")
+        raise TypeError(
+            f"cfg must be one of {types}, got {type(cfg).__name__}; build one with "
+            "swinref.named(name) or the config class"
+        )
     return family
 
 
@@ -170,8 +203,9 @@ def config_dict(cfg: Any) -> dict[str, Any]:
 
 
 # ----- the public contract --------------------------------------------------------------------
-def forward(params: Mapping[str, Any], x, cfg: Any, *, return_intermediates: bool = False,
-            mode: str = "precise"):
+def forward(
+    params: Mapping[str, Any], x, cfg: Any, *, return_intermediates: bool = False, mode: str = "precise"
+):
     """The forward pass of any family: logits, or ``(logits, intermediates)``.
 
     params: mapping named as the family's checkpoint (:func:`param_shapes`), arrays in x's
@@ -185,8 +219,9 @@ def forward(params: Mapping[str, Any], x, cfg: Any, *, return_intermediates: boo
     family = family_of(cfg)
     if mode == "fast":
         if family.fast is None:
-            raise ValueError(f"{family.title} has no fast path; modes for it: "
-                             f"{', '.join(map(repr, family.modes))}")
+            raise ValueError(
+                f"{family.title} has no fast path; modes for it: {', '.join(map(repr, family.modes))}"
+            )
         return family.fast(params, x, cfg, return_intermediates=return_intermediates)
     return family.forward(params, x, cfg, return_intermediates=return_intermediates)
 
@@ -195,8 +230,10 @@ def forward_features(params: Mapping[str, Any], x, cfg: Any, **kwargs: Any) -> t
     """Multi-scale feature maps (see :func:`swinref.models.v1.forward_features`)."""
     family = family_of(cfg)
     if family.forward_features is None:
-        raise ValueError(f"forward_features is not available for {family.title}: only "
-                         f"{', '.join(f.title for f in FAMILIES if f.forward_features)} has it")
+        raise ValueError(
+            f"forward_features is not available for {family.title}: only "
+            f"{', '.join(f.title for f in FAMILIES if f.forward_features)} has it"
+        )
     return family.forward_features(params, x, cfg, **kwargs)
 
 
@@ -210,14 +247,17 @@ def count_params(cfg: Any) -> int:
     return int(sum(int(np.prod(s)) for s in param_shapes(cfg).values()))
 
 
-def init_params(cfg: Any, *, seed: int = 0, dtype: str = "float64", scheme: str = "timm") -> dict[str, np.ndarray]:
+def init_params(
+    cfg: Any, *, seed: int = 0, dtype: str = "float64", scheme: str = "timm"
+) -> dict[str, np.ndarray]:
     """Seeded params as NumPy arrays for any family (scheme "timm": the family's own
     initialisation; "random": every entry non-trivial). The same seed gives the same bits."""
     return family_of(cfg).init_params(cfg, seed=seed, dtype=dtype, scheme=scheme)
 
 
-def convert_state_dict(state_dict: Mapping[str, Any], cfg: Any, *, source: str | None = None,
-                       dtype: str | None = None) -> dict[str, np.ndarray]:
+def convert_state_dict(
+    state_dict: Mapping[str, Any], cfg: Any, *, source: str | None = None, dtype: str | None = None
+) -> dict[str, np.ndarray]:
     """Check a state dict of any family and layout against ``cfg``; return params (NumPy).
 
     source: the layout of the names (the family's :attr:`Family.layouts`, or "auto"); None means
@@ -228,7 +268,9 @@ def convert_state_dict(state_dict: Mapping[str, Any], cfg: Any, *, source: str |
     return family.convert_state_dict(state_dict, cfg, source=source or family.default_layout, dtype=dtype)
 
 
-def export_state_dict(params: Mapping[str, Any], cfg: Any, *, layout: str | None = None) -> dict[str, np.ndarray]:
+def export_state_dict(
+    params: Mapping[str, Any], cfg: Any, *, layout: str | None = None
+) -> dict[str, np.ndarray]:
     """Params in another implementation's names (the inverse of :func:`convert_state_dict`).
 
     The params are checked against ``cfg`` first; derived buffers the layout's model saves are

@@ -168,8 +168,9 @@ def config_grid(cfg: SwinConfig, stage: int) -> tuple[int, int]:
     return (-(-(H // P) // scale), -(-(W // P) // scale))
 
 
-def block_geometry(cfg: SwinConfig, stage: int, resolution: tuple[int, int],
-                   shifted: bool) -> tuple[tuple[int, int], tuple[int, int]]:
+def block_geometry(
+    cfg: SwinConfig, stage: int, resolution: tuple[int, int], shifted: bool
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """Window and shift of a block of ``stage`` whose input grid is ``resolution`` (H, W).
 
     timm and the official code decide the clamp once, for the configured img_size (timm keeps that
@@ -201,8 +202,7 @@ def relative_position_bias(table, window: tuple[int, int], *, xp):
     return gather_bias(table, index_like(window, table), xp=xp)
 
 
-def window_attention(p: Mapping[str, Any], x, *, num_heads: int, window: tuple[int, int],
-                     mask=None, xp):
+def window_attention(p: Mapping[str, Any], x, *, num_heads: int, window: tuple[int, int], mask=None, xp):
     """Multi-head self-attention inside each window, with the relative position bias of ``window``.
 
     x: (B*nW, N, C), N = Mh*Mw; mask: None or (nW, N, N), added per window and broadcast over
@@ -213,8 +213,17 @@ def window_attention(p: Mapping[str, Any], x, *, num_heads: int, window: tuple[i
     return window_attention_bias(p, x, num_heads=num_heads, bias=bias, mask=mask, xp=xp)
 
 
-def swin_block(p: Mapping[str, Any], x, *, num_heads: int, window: tuple[int, int],
-               shift: tuple[int, int], roll_first: bool = True, pad: bool = True, xp):
+def swin_block(
+    p: Mapping[str, Any],
+    x,
+    *,
+    num_heads: int,
+    window: tuple[int, int],
+    shift: tuple[int, int],
+    roll_first: bool = True,
+    pad: bool = True,
+    xp,
+):
     """One pre-norm Swin block: x + (S)W-MSA(norm1(x)), then x + MLP(norm2(x)).
 
     x: (B, H, W, C); window and shift are the already clamped values for this resolution.
@@ -227,18 +236,24 @@ def swin_block(p: Mapping[str, Any], x, *, num_heads: int, window: tuple[int, in
     B, H, W, C = x.shape
     Mh, Mw = window
     if (H % Mh or W % Mw) and not pad:
-        raise ValueError(f"grid {H}x{W} is not a multiple of the window {Mh}x{Mw}; the official "
-                         "classifier does not pad (use semantics='detection' to pad)")
+        raise ValueError(
+            f"grid {H}x{W} is not a multiple of the window {Mh}x{Mw}; the official "
+            "classifier does not pad (use semantics='detection' to pad)"
+        )
+
     def attend(windows, mask):  # (B*nW, N, C)
-        return window_attention(Scope(p, "attn"), windows, num_heads=num_heads, window=window, mask=mask,
-                                xp=xp)
+        return window_attention(
+            Scope(p, "attn"), windows, num_heads=num_heads, window=window, mask=mask, xp=xp
+        )
 
     h = layer_norm(x, p["norm1.weight"], p["norm1.bias"], eps=LN_EPS, xp=xp)
-    h = shifted_window_apply(h, window, shift, attend, roll_first=roll_first,
-                             mask_for=mask_for(x, window, shift), xp=xp)  # (B, H, W, C)
+    h = shifted_window_apply(
+        h, window, shift, attend, roll_first=roll_first, mask_for=mask_for(x, window, shift), xp=xp
+    )  # (B, H, W, C)
     x = x + h
-    return x + mlp(Scope(p, "mlp"), layer_norm(x, p["norm2.weight"], p["norm2.bias"], eps=LN_EPS, xp=xp),
-                   xp=xp)
+    return x + mlp(
+        Scope(p, "mlp"), layer_norm(x, p["norm2.weight"], p["norm2.bias"], eps=LN_EPS, xp=xp), xp=xp
+    )
 
 
 def patch_merging(p: Mapping[str, Any], x, *, pad_odd: bool = True, xp):
@@ -251,8 +266,10 @@ def patch_merging(p: Mapping[str, Any], x, *, pad_odd: bool = True, xp):
     """
     B, H, W, C = x.shape
     if (H % 2 or W % 2) and not pad_odd:
-        raise ValueError(f"patch merging needs an even grid, got {H}x{W}; the official classifier "
-                         "asserts it (use semantics='detection' to pad odd grids)")
+        raise ValueError(
+            f"patch merging needs an even grid, got {H}x{W}; the official classifier "
+            "asserts it (use semantics='detection' to pad odd grids)"
+        )
     x = space_to_depth(x, xp=xp)  # (B, H/2, W/2, 4C)
     x = layer_norm(x, p["norm.weight"], p["norm.bias"], eps=LN_EPS, xp=xp)
     return linear(x, p["reduction.weight"], None, xp=xp)  # (B, H/2, W/2, 2C)
@@ -269,24 +286,34 @@ def head(p: Mapping[str, Any], x, *, xp):
 # ----- input checks --------------------------------------------------------------------------
 def check_input(x, cfg: SwinConfig) -> None:
     """Raise a clear error unless x is a float (B, in_chans, H, W) image batch of cfg's size."""
+    if not isinstance(cfg, SwinConfig):
+        raise TypeError(f"swinref.models.v1 needs a SwinConfig, got {type(cfg).__name__}; swinref.forward "
+                        "takes a config of any family")
     check_image_batch(x, cfg.in_chans)
     H, W = x.shape[2:]
     P = cfg.patch_size
     strict = cfg.semantics == "official" or (cfg.semantics == "timm" and cfg.strict_img_size)
     if strict and (H, W) != cfg.image_hw:
         Hc, Wc = cfg.image_hw
-        hint = (" (or strict_img_size=False for any multiple of the patch size)"
-                if cfg.semantics == "timm" else "")
+        hint = (
+            " (or strict_img_size=False for any multiple of the patch size)"
+            if cfg.semantics == "timm"
+            else ""
+        )
         raise ValueError(
             f"input size {H}x{W} does not match the config's img_size {Hc}x{Wc}; "
             f"expected shape (B, {cfg.in_chans}, {Hc}, {Wc}){hint}"
         )
     if cfg.semantics == "timm" and (H % P or W % P):  # timm's patch embedding does not pad
-        raise ValueError(f"input size {H}x{W} is not a multiple of the patch size {P}; timm "
-                         f"semantics needs (B, {cfg.in_chans}, k*{P}, l*{P})")
+        raise ValueError(
+            f"input size {H}x{W} is not a multiple of the patch size {P}; timm "
+            f"semantics needs (B, {cfg.in_chans}, k*{P}, l*{P})"
+        )
     if min(H, W) < (P if cfg.semantics == "torchvision" else 1):
-        raise ValueError(f"input size {H}x{W} is too small to give a single {P}x{P} patch token; "
-                         f"expected H, W >= {P if cfg.semantics == 'torchvision' else 1}")
+        raise ValueError(
+            f"input size {H}x{W} is too small to give a single {P}x{P} patch token; "
+            f"expected H, W >= {P if cfg.semantics == 'torchvision' else 1}"
+        )
 
 
 MODEL_PREFIXES = ("patch_embed.", "layers.", "norm.", "head.")
@@ -297,8 +324,12 @@ def check_params(params: Mapping[str, Any], x, cfg: SwinConfig, *, backbone: boo
 
     ``backbone=True`` leaves out the final norm and the head, which feature extraction never uses.
     """
-    check_param_shapes(params, param_shapes(cfg), model_prefixes=MODEL_PREFIXES,
-                       ignore_prefixes=("norm.", "head.") if backbone else ())
+    check_param_shapes(
+        params,
+        param_shapes(cfg),
+        model_prefixes=MODEL_PREFIXES,
+        ignore_prefixes=("norm.", "head.") if backbone else (),
+    )
     check_arrays_like(params, x)
 
 
@@ -323,8 +354,9 @@ def prepare_image(x, cfg: SwinConfig, *, xp):
     return x
 
 
-def _check_table(table, window: tuple[int, int], cfg: SwinConfig, name: str,
-                 resolution: tuple[int, int]) -> None:
+def _check_table(
+    table, window: tuple[int, int], cfg: SwinConfig, name: str, resolution: tuple[int, int]
+) -> None:
     Mh, Mw = window
     rows = (2 * Mh - 1) * (2 * Mw - 1)
     if table.shape[0] == rows:
@@ -333,21 +365,26 @@ def _check_table(table, window: tuple[int, int], cfg: SwinConfig, name: str,
         raise ValueError(
             f"{name}: at a {resolution[0]}x{resolution[1]} grid transformers clamps the window to "
             f"{Mh}x{Mw} but its bias table is for {cfg.window[0]}x{cfg.window[1]}; transformers' "
-            "SwinModel fails on this input size too (its backbone, semantics='detection', runs it)")
-    raise ValueError(f"{name}: table has {table.shape[0]} rows, the {Mh}x{Mw} window this block "
-                     f"uses at a {resolution[0]}x{resolution[1]} grid needs {rows}")
+            "SwinModel fails on this input size too (its backbone, semantics='detection', runs it)"
+        )
+    raise ValueError(
+        f"{name}: table has {table.shape[0]} rows, the {Mh}x{Mw} window this block "
+        f"uses at a {resolution[0]}x{resolution[1]} grid needs {rows}"
+    )
 
 
-def encode(params: Mapping[str, Any], x, cfg: SwinConfig, *, inter: dict[str, Any],
-           last_stage: int | None = None, xp):
+def encode(
+    params: Mapping[str, Any], x, cfg: SwinConfig, *, inter: dict[str, Any], last_stage: int | None = None, xp
+):
     """Patch embedding and stages 0..last_stage; fills ``inter`` and returns the last stage output.
 
     x: (B, Cin, H, W) already checked. Returns (B, h, w, C_last).
     """
     x = prepare_image(x, cfg, xp=xp)
     P = cfg.patch_size
-    h = patch_embed(Scope(params, "patch_embed"), x, patch_size=(P, P), patch_norm=cfg.patch_norm,
-                    xp=xp)  # (B, H/4, W/4, C)
+    h = patch_embed(
+        Scope(params, "patch_embed"), x, patch_size=(P, P), patch_norm=cfg.patch_norm, xp=xp
+    )  # (B, H/4, W/4, C)
     inter["patch_embed"] = h
     last = cfg.num_stages - 1 if last_stage is None else last_stage
     for i in range(last + 1):
@@ -355,8 +392,9 @@ def encode(params: Mapping[str, Any], x, cfg: SwinConfig, *, inter: dict[str, An
     return h
 
 
-def run_stage(params: Mapping[str, Any], x, cfg: SwinConfig, stage: int, *,
-              inter: dict[str, Any] | None = None, xp):
+def run_stage(
+    params: Mapping[str, Any], x, cfg: SwinConfig, stage: int, *, inter: dict[str, Any] | None = None, xp
+):
     """Stage ``stage`` alone: the merge (stage >= 1), then its blocks, as the forward runs it.
 
     params: names as in the whole model (``layers.{stage}.*``); x: (B, h, w, C) the previous stage's
@@ -372,9 +410,16 @@ def run_stage(params: Mapping[str, Any], x, cfg: SwinConfig, stage: int, *,
         block = f"{name}.blocks.{j}"
         window, shift = block_geometry(cfg, stage, resolution, shifted=j % 2 == 1)
         _check_table(params[f"{block}.attn.relative_position_bias_table"], window, cfg, block, resolution)
-        x = swin_block(Scope(params, block), x, num_heads=cfg.num_heads[stage], window=window, shift=shift,
-                       roll_first=cfg.semantics == "timm",  # timm rolls, then pads; the others pad first
-                       pad=cfg.semantics != "official", xp=xp)
+        x = swin_block(
+            Scope(params, block),
+            x,
+            num_heads=cfg.num_heads[stage],
+            window=window,
+            shift=shift,
+            roll_first=cfg.semantics == "timm",  # timm rolls, then pads; the others pad first
+            pad=cfg.semantics != "official",
+            xp=xp,
+        )
         inter[block] = x
     inter[name] = x
     return x
@@ -408,9 +453,15 @@ def forward(params: Mapping[str, Any], x, cfg: SwinConfig, *, return_intermediat
     return (out, inter) if return_intermediates else out
 
 
-def forward_features(params: Mapping[str, Any], x, cfg: SwinConfig, *,
-                     out_indices: tuple[int, ...] | None = None, norm: bool = False,
-                     fmt: str = "NCHW") -> tuple[Any, ...]:
+def forward_features(
+    params: Mapping[str, Any],
+    x,
+    cfg: SwinConfig,
+    *,
+    out_indices: tuple[int, ...] | None = None,
+    norm: bool = False,
+    fmt: str = "NCHW",
+) -> tuple[Any, ...]:
     """Multi-scale feature maps for dense prediction: one per stage in ``out_indices``.
 
     Stage i's map is its last block's output, before the next stage's patch merging, so the maps
@@ -427,16 +478,23 @@ def forward_features(params: Mapping[str, Any], x, cfg: SwinConfig, *,
     indices = tuple(range(n)) if out_indices is None else tuple(out_indices)
     bad = [i for i in indices if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n]
     if bad or not indices:
-        raise ValueError(f"out_indices must be a non-empty sequence of stage numbers in 0..{n - 1}, "
-                         f"got {out_indices!r}")
+        raise ValueError(
+            f"out_indices must be a non-empty sequence of stage numbers in 0..{n - 1}, got {out_indices!r}"
+        )
     check_input(x, cfg)
     check_params(params, x, cfg, backbone=True)
     if norm:
-        missing = [f"norm{i}.{leaf}" for i in indices for leaf in ("weight", "bias")
-                   if f"norm{i}.{leaf}" not in params]
+        missing = [
+            f"norm{i}.{leaf}"
+            for i in indices
+            for leaf in ("weight", "bias")
+            if f"norm{i}.{leaf}" not in params
+        ]
         if missing:
-            raise ValueError(f"norm=True needs a LayerNorm per output stage; missing params {missing} "
-                             f"(shape (C_i,), named norm{{i}}.weight / norm{{i}}.bias)")
+            raise ValueError(
+                f"norm=True needs a LayerNorm per output stage; missing params {missing} "
+                f"(shape (C_i,), named norm{{i}}.weight / norm{{i}}.bias)"
+            )
     xp = backend.namespace(x)
     inter: dict[str, Any] = {}
     encode(params, x, cfg, inter=inter, last_stage=max(indices), xp=xp)
@@ -506,8 +564,9 @@ def _timm_value(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> 
     return trunc_normal(rng, shape, 0.02)
 
 
-def init_params(cfg: SwinConfig, *, seed: int = 0, dtype: str = "float64",
-                scheme: str = "timm") -> dict[str, np.ndarray]:
+def init_params(
+    cfg: SwinConfig, *, seed: int = 0, dtype: str = "float64", scheme: str = "timm"
+) -> dict[str, np.ndarray]:
     """Seeded weights as NumPy arrays; the same seed gives the same bits.
 
     scheme "timm": timm's initialisation: truncated normal (std 0.02) for every linear and conv
@@ -517,14 +576,17 @@ def init_params(cfg: SwinConfig, *, seed: int = 0, dtype: str = "float64",
     """
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"scheme must be one of {', '.join(INIT_SCHEMES)}, got {scheme!r}")
-    return seeded_params(param_shapes(cfg), seed=seed, dtype=dtype,
-                         value=_timm_value if scheme == "timm" else random_value)
+    return seeded_params(
+        param_shapes(cfg), seed=seed, dtype=dtype, value=_timm_value if scheme == "timm" else random_value
+    )
 
 
 def describe(cfg: SwinConfig) -> str:
     """The config fields that decide the params, for messages."""
-    return (f"embed_dim={cfg.embed_dim}, depths={cfg.depths}, num_heads={cfg.num_heads}, "
-            f"window_size={cfg.window_size}, num_classes={cfg.num_classes}")
+    return (
+        f"embed_dim={cfg.embed_dim}, depths={cfg.depths}, num_heads={cfg.num_heads}, "
+        f"window_size={cfg.window_size}, num_classes={cfg.num_classes}"
+    )
 
 
 def input_shape(cfg: SwinConfig, *, batch: int, size: tuple[int, ...] | None = None) -> tuple[int, ...]:

@@ -45,6 +45,7 @@ from ..core.layers import host_index, host_mask
 from ..core.numerics import LN_EPS
 from ..core.windows import clamp_window
 from .v1 import SwinConfig, check_input, check_params
+
 MLP_ROWS = 512  # MLP row block: keeps the (rows, 4C) hidden activations in cache for GELU
 
 # ----- GELU --------------------------------------------------------------------------------------
@@ -75,8 +76,12 @@ def _phi_tables(limit: int) -> tuple[np.ndarray, np.ndarray]:
 _GELU_TABLES = {
     np.dtype(np.float64): (9, *_phi_tables(9), 1.5 * 2.0**52),
     # float32: the pdf table is pre-divided by 128 (exact), see gelu_
-    np.dtype(np.float32): (9, _phi_tables(9)[0].astype(np.float32),
-                           (_phi_tables(9)[1] / _STEP).astype(np.float32), 1.5 * 2.0**23),
+    np.dtype(np.float32): (
+        9,
+        _phi_tables(9)[0].astype(np.float32),
+        (_phi_tables(9)[1] / _STEP).astype(np.float32),
+        1.5 * 2.0**23,
+    ),
 }
 _INT_OF = {np.dtype(np.float64): np.int64, np.dtype(np.float32): np.int32}
 
@@ -104,7 +109,7 @@ def gelu_(x: np.ndarray) -> np.ndarray:
     # x * 128 overflows for |x| near the float maximum (then clipped); inf and nan propagate
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, flat.size, n):
-            xs = flat[start:start + n]
+            xs = flat[start : start + n]
             m = xs.size
             t_, a_, acc_, c_, k_ = t[:m], a[:m], acc[:m], c[:m], k[:m]
             np.multiply(xs, _STEP, out=t_)  # exact: a power of two
@@ -196,8 +201,11 @@ def _geometry(H: int, W: int, window: tuple[int, int], shift: tuple[int, int], d
     portable :func:`swinref.core.windows.shift_mask`); rel_index is the flat (N*N,) portable
     :func:`swinref.core.windows.relative_position_index`.
     """
-    return host_constant("fast_geometry", (H, W, tuple(window), tuple(shift), np.dtype(dtype).str),
-                         lambda: _build_geometry(H, W, window, shift, dtype))
+    return host_constant(
+        "fast_geometry",
+        (H, W, tuple(window), tuple(shift), np.dtype(dtype).str),
+        lambda: _build_geometry(H, W, window, shift, dtype),
+    )
 
 
 def _build_geometry(H: int, W: int, window: tuple[int, int], shift: tuple[int, int], dtype):
@@ -235,8 +243,15 @@ def patch_embed(params: Mapping[str, Any], x: np.ndarray, cfg: SwinConfig) -> np
     return t.reshape(B, H // P, W // P, C)
 
 
-def window_attention_block(p: str, params: Mapping[str, Any], x: np.ndarray, *, num_heads: int,
-                           window: tuple[int, int], shift: tuple[int, int]) -> np.ndarray:
+def window_attention_block(
+    p: str,
+    params: Mapping[str, Any],
+    x: np.ndarray,
+    *,
+    num_heads: int,
+    window: tuple[int, int],
+    shift: tuple[int, int],
+) -> np.ndarray:
     """The attention half of a block, residual included: x + (S)W-MSA(norm1(x)).
 
     x: (B, H, W, C) contiguous; returns a new (B, H, W, C) array.
@@ -253,8 +268,9 @@ def window_attention_block(p: str, params: Mapping[str, Any], x: np.ndarray, *, 
     win = np.take(h, to_windows, axis=1)  # (B, nW*N, C): roll + pad + partition in one gather
     T = win.shape[1]
     nW = T // N
-    qkv = linear(win.reshape(B * T, C), params[f"{p}.attn.qkv.weight"],
-                 params.get(f"{p}.attn.qkv.bias"))  # (B*nW*N, 3C)
+    qkv = linear(
+        win.reshape(B * T, C), params[f"{p}.attn.qkv.weight"], params.get(f"{p}.attn.qkv.bias")
+    )  # (B*nW*N, 3C)
     qkv = qkv.reshape(B * nW, N, 3, nH, d).transpose(2, 0, 3, 1, 4)  # (3, B_, nH, N, d), a view
     q, k, v = qkv[0], qkv[1], qkv[2]
     q *= d**-0.5  # in place, inside the qkv buffer
@@ -284,7 +300,7 @@ def mlp_block_(p: str, params: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
     w2, b2 = params[f"{p}.mlp.fc2.weight"], params[f"{p}.mlp.fc2.bias"]
     n1w, n1b = params[f"{p}.norm2.weight"], params[f"{p}.norm2.bias"]
     for start in range(0, t.shape[0], MLP_ROWS):
-        rows = t[start:start + MLP_ROWS]
+        rows = t[start : start + MLP_ROWS]
         hidden = gelu_(linear(layer_norm(rows, n1w, n1b), w1, b1))  # (rows, 4C)
         rows += linear(hidden, w2, b2)
     return x
@@ -317,8 +333,7 @@ def check_numpy(params: Mapping[str, Any], x) -> None:
             )
 
 
-def forward(params: Mapping[str, Any], x: np.ndarray, cfg: SwinConfig, *,
-            return_intermediates: bool = False):
+def forward(params: Mapping[str, Any], x: np.ndarray, cfg: SwinConfig, *, return_intermediates: bool = False):
     """Same contract and intermediates as :func:`swinref.models.v1.forward`, NumPy arrays only.
 
     Runs the family's input and params checks, plus the fast path's own limits (NumPy arrays,
@@ -329,11 +344,15 @@ def forward(params: Mapping[str, Any], x: np.ndarray, cfg: SwinConfig, *,
     check_params(params, x, cfg)
     semantics = getattr(cfg, "semantics", "timm")
     if semantics != "timm":
-        raise ValueError(f"mode='fast' implements semantics='timm' only, the config has "
-                         f"semantics={semantics!r}; use mode='precise'")
+        raise ValueError(
+            f"mode='fast' implements semantics='timm' only, the config has "
+            f"semantics={semantics!r}; use mode='precise'"
+        )
     if tuple(x.shape[2:]) != cfg.image_hw:
-        raise ValueError(f"mode='fast' needs the configured img_size {cfg.image_hw}, got an input of "
-                         f"{tuple(x.shape[2:])}; use mode='precise' for other sizes")
+        raise ValueError(
+            f"mode='fast' needs the configured img_size {cfg.image_hw}, got an input of "
+            f"{tuple(x.shape[2:])}; use mode='precise' for other sizes"
+        )
     inter: dict[str, Any] = {}  # every stored array is new and never written again
     h = patch_embed(params, np.ascontiguousarray(x), cfg)  # (B, h, w, C)
     inter["patch_embed"] = h
@@ -347,8 +366,14 @@ def forward(params: Mapping[str, Any], x: np.ndarray, cfg: SwinConfig, *,
             target = (cfg.window[0] // 2, cfg.window[1] // 2) if j % 2 else (0, 0)
             window, shift = clamp_window(resolution, cfg.window, target, rule="timm")
             p = f"{stage}.blocks.{j}"
-            h = window_attention_block(p, params, h, num_heads=cfg.num_heads[i], window=window,
-                                       shift=shift)
+            h = window_attention_block(
+                p,
+                params,
+                h,
+                num_heads=cfg.num_heads[i],
+                window=(window[0], window[1]),
+                shift=(shift[0], shift[1]),
+            )
             h = mlp_block_(p, params, h)
             inter[p] = h
         inter[stage] = inter[f"{stage}.blocks.{depth - 1}"]

@@ -72,24 +72,37 @@ SOURCE_LAYOUTS = {
 _FIXED = {
     "timm_old": {"head.fc": "head"},
     "official": {"head.fc": "head"},
-    "torchvision": {"patch_embed.proj": "features.0.0", "patch_embed.norm": "features.0.2",
-                    "head.fc": "head"},
-    "hf": {"patch_embed.proj": "swin.embeddings.patch_embeddings.projection",
-           "patch_embed.norm": "swin.embeddings.norm", "norm": "swin.layernorm",
-           "head.fc": "classifier"},
+    "torchvision": {
+        "patch_embed.proj": "features.0.0",
+        "patch_embed.norm": "features.0.2",
+        "head.fc": "head",
+    },
+    "hf": {
+        "patch_embed.proj": "swin.embeddings.patch_embeddings.projection",
+        "patch_embed.norm": "swin.embeddings.norm",
+        "norm": "swin.layernorm",
+        "head.fc": "classifier",
+    },
 }
 _FIXED["hf4"] = _FIXED["hf"]
 
 # Module names inside a block: timm -> layout (unlisted modules keep timm's name).
 _BLOCK_MODULES = {
     "torchvision": {"mlp.fc1": "mlp.0", "mlp.fc2": "mlp.3"},  # nn.Sequential(Linear, GELU, Dropout, Linear)
-    "hf": {"norm1": "layernorm_before", "attn.proj": "attention.o_proj",
-           "attn.relative_position_bias_table":
-               "attention.relative_position_bias.relative_position_bias_table",
-           "norm2": "layernorm_after"},
-    "hf4": {"norm1": "layernorm_before", "attn.proj": "attention.output.dense",
-            "attn.relative_position_bias_table": "attention.self.relative_position_bias_table",
-            "norm2": "layernorm_after", "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense"},
+    "hf": {
+        "norm1": "layernorm_before",
+        "attn.proj": "attention.o_proj",
+        "attn.relative_position_bias_table": "attention.relative_position_bias.relative_position_bias_table",
+        "norm2": "layernorm_after",
+    },
+    "hf4": {
+        "norm1": "layernorm_before",
+        "attn.proj": "attention.output.dense",
+        "attn.relative_position_bias_table": "attention.self.relative_position_bias_table",
+        "norm2": "layernorm_after",
+        "mlp.fc1": "intermediate.dense",
+        "mlp.fc2": "output.dense",
+    },
 }
 
 # Layouts that keep q, k, v as three linears instead of timm's fused attn.qkv.
@@ -149,7 +162,7 @@ def _merge_prefix(layout: str, s: int) -> str:
 def _rename_module(name: str, modules: Mapping[str, str]) -> str:
     for old, new in modules.items():
         if name == old or name.startswith(old + "."):
-            return new + name[len(old):]
+            return new + name[len(old) :]
     return name
 
 
@@ -160,7 +173,7 @@ def layout_name(name: str, layout: str) -> str | tuple[str, str, str]:
     if m:
         prefix, local = _block_prefix(layout, int(m[1]), int(m[2])), m[3]
         if layout in _QKV_SPLIT and local.startswith("attn.qkv."):
-            leaf = local[len("attn.qkv."):]
+            leaf = local[len("attn.qkv.") :]
             q, k, v = (f"{prefix}{part}.{leaf}" for part in _QKV_SPLIT[layout])
             return q, k, v
         return prefix + _rename_module(local, _BLOCK_MODULES.get(layout, {}))
@@ -200,7 +213,7 @@ def derived_buffers(cfg: SwinConfig, layout: str) -> dict[str, np.ndarray]:
             index = np.asarray(relative_position_index(window if spec.clamped_table else cfg.window, xp=xp))
             out[prefix + spec.index] = index.reshape(-1) if spec.flat else index
             if spec.mask and any(shift):
-                padded = tuple(-(-g // m) * m for g, m in zip(grid, window))
+                padded = tuple(-(-g // m) * m for g, m in zip(grid, window, strict=False))
                 out[prefix + spec.mask] = np.asarray(shift_mask(padded, window, shift, xp=xp))
     return out
 
@@ -210,8 +223,10 @@ def _check_buffer(name: str, value: np.ndarray, expected: np.ndarray) -> str | N
     if name.endswith("relative_position_index"):
         # accept either storage shape: transformers 5.x keeps (N*N,) where 4.x kept (N, N)
         if value.size != expected.size or not np.array_equal(value.reshape(-1), expected.reshape(-1)):
-            return (f"{name}: stored relative_position_index {tuple(value.shape)} differs from the "
-                    f"one the config implies {tuple(expected.shape)}")
+            return (
+                f"{name}: stored relative_position_index {tuple(value.shape)} differs from the "
+                f"one the config implies {tuple(expected.shape)}"
+            )
         return None
     if tuple(value.shape) != expected.shape:
         return f"{name}: stored attn_mask {tuple(value.shape)}, expected {expected.shape} for this config"
@@ -252,9 +267,11 @@ def detect_layout(keys: Iterable[str]) -> str:
         return "official" if _end_of_stage(keys) else "timm"
     looked = "; ".join(f"{pattern!r} ({name})" for name, pattern in _DETECT_PATTERNS)
     seen = f"got {len(keys)} names, e.g. {keys[:5]}" if keys else "the state dict is empty"
-    raise ValueError(f"cannot tell the layout of this state dict from its names: looked for "
-                     f"{looked}; {seen}. Pass source= one of "
-                     f"{', '.join(s for s in SOURCE_LAYOUTS if s != 'auto')} if you know it.")
+    raise ValueError(
+        f"cannot tell the layout of this state dict from its names: looked for "
+        f"{looked}; {seen}. Pass source= one of "
+        f"{', '.join(s for s in SOURCE_LAYOUTS if s != 'auto')} if you know it."
+    )
 
 
 def _end_of_stage(keys: list[str]) -> bool:
@@ -315,7 +332,7 @@ class Renamed:
 
 def _label(parts: tuple[str, str, str]) -> str:
     stem = parts[0].rsplit(".", 2)[0]  # "...blocks.0.attention" or "...attention.self"
-    names = ",".join(p[len(stem) + 1:].rsplit(".", 1)[0] for p in parts)
+    names = ",".join(p[len(stem) + 1 :].rsplit(".", 1)[0] for p in parts)
     return f"{stem}.{{{names}}}.{parts[0].rsplit('.', 1)[1]} (stacked as qkv)"
 
 
@@ -349,8 +366,10 @@ def rename(state_dict: Mapping[str, Any], cfg: SwinConfig, layout: str) -> Renam
             if problem:
                 out.problems.append(problem)
         elif key.rsplit(".", 1)[-1] in _BUFFER_LEAVES:
-            out.problems.append(f"{key}: a derived buffer where this config has none "
-                                "(no such block, or a block without shift)")
+            out.problems.append(
+                f"{key}: a derived buffer where this config has none "
+                "(no such block, or a block without shift)"
+            )
         else:
             out.unexpected.append(key)
     for timm_name, got in parts.items():
@@ -376,13 +395,16 @@ def to_timm(state_dict: Mapping[str, Any], cfg: SwinConfig, layout: str) -> dict
     """
     renamed = rename(state_dict, cfg, layout)
     if renamed.unexpected or renamed.problems:
-        raise problems_error(f"state dict in layout {layout!r} does not fit the config:",
-                             (("unexpected", renamed.unexpected), ("mis-shaped", renamed.problems)))
+        raise problems_error(
+            f"state dict in layout {layout!r} does not fit the config:",
+            (("unexpected", renamed.unexpected), ("mis-shaped", renamed.problems)),
+        )
     return renamed.params
 
 
-def from_timm(params: Mapping[str, Any], cfg: SwinConfig, layout: str, *,
-              buffers: bool = True) -> dict[str, np.ndarray]:
+def from_timm(
+    params: Mapping[str, Any], cfg: SwinConfig, layout: str, *, buffers: bool = True
+) -> dict[str, np.ndarray]:
     """Export timm-named params into ``layout``: the inverse of :func:`to_timm`.
 
     params are checked against ``cfg`` first (any backend's arrays; NumPy comes out). qkv is split
@@ -398,7 +420,7 @@ def from_timm(params: Mapping[str, Any], cfg: SwinConfig, layout: str, *,
         if isinstance(target, tuple):
             C = value.shape[0] // 3
             for k, part in enumerate(target):
-                out[part] = value[k * C:(k + 1) * C]  # (C, C) or (C,)
+                out[part] = value[k * C : (k + 1) * C]  # (C, C) or (C,)
         else:
             out[target] = value
     if buffers and _BUFFERS[layout].saved:
@@ -423,8 +445,9 @@ def _check_derived(name: str, value: np.ndarray, cfg: SwinConfig) -> str | None:
     return None
 
 
-def convert_state_dict(state_dict: Mapping[str, Any], cfg: SwinConfig, *, source: str = "timm",
-                       dtype: str | None = None) -> dict[str, np.ndarray]:
+def convert_state_dict(
+    state_dict: Mapping[str, Any], cfg: SwinConfig, *, source: str = "timm", dtype: str | None = None
+) -> dict[str, np.ndarray]:
     """Check a V1 state dict against ``cfg`` and return params (NumPy arrays, timm names).
 
     state_dict: names to arrays (NumPy, torch tensors, anything with ``__array__``).
@@ -456,15 +479,26 @@ def convert_state_dict(state_dict: Mapping[str, Any], cfg: SwinConfig, *, source
                 problems.append(problem)
         else:
             plain[name] = array
-    where = "" if layout == "timm" and not detected else (
-        f" in layout {layout!r}" + (" (detected from its names)" if detected else ""))
+    where = (
+        ""
+        if layout == "timm" and not detected
+        else (f" in layout {layout!r}" + (" (detected from its names)" if detected else ""))
+    )
     hint = None if source == "auto" else mismatch_hint(source_keys, source)
-    return check_state_dict(plain, param_shapes(cfg), dtype=dtype, labels=labels,
-                            unexpected=unexpected, problems=problems, hints=[hint] if hint else [],
-                            title=f"state dict{where} does not match the config ({describe(cfg)}):")
+    return check_state_dict(
+        plain,
+        param_shapes(cfg),
+        dtype=dtype,
+        labels=labels,
+        unexpected=unexpected,
+        problems=problems,
+        hints=[hint] if hint else [],
+        title=f"state dict{where} does not match the config ({describe(cfg)}):",
+    )
 
 
-def export_state_dict(params: Mapping[str, Any], cfg: SwinConfig, *, layout: str = "timm",
-                      buffers: bool = True) -> dict[str, np.ndarray]:
+def export_state_dict(
+    params: Mapping[str, Any], cfg: SwinConfig, *, layout: str = "timm", buffers: bool = True
+) -> dict[str, np.ndarray]:
     """V1 params in ``layout``'s names (one of :data:`LAYOUTS`): :func:`from_timm`."""
     return from_timm(params, cfg, layout, buffers=buffers)

@@ -98,13 +98,20 @@ class SwinV2Config(ImageGeometry):
         pws = self.pretrained_window_sizes
         if pws is None:
             pws = (0,) * len(self.depths)
-        object.__setattr__(self, "pretrained_window_sizes",
-                           tuple(tuple(p) if isinstance(p, list) else p for p in pws))
+        object.__setattr__(
+            self, "pretrained_window_sizes", tuple(tuple(p) if isinstance(p, list) else p for p in pws)
+        )
         self.validate()
+
+    @property
+    def _pretrained_window_sizes(self) -> tuple[int | tuple[int, int], ...]:
+        pws = self.pretrained_window_sizes
+        assert pws is not None  # __post_init__ replaces None by one 0 per stage
+        return pws
 
     def pretrained_window(self, i: int) -> tuple[int, int]:
         """Pre-training window of stage i, (0, 0) when there was none."""
-        return pair(self.pretrained_window_sizes[i], f"pretrained_window_sizes[{i}]")
+        return pair(self._pretrained_window_sizes[i], f"pretrained_window_sizes[{i}]")
 
     def validate(self) -> None:
         problems = []
@@ -122,10 +129,12 @@ class SwinV2Config(ImageGeometry):
             if H % P or W % P:
                 problems.append(f"img_size {H}x{W} is not a multiple of patch_size {P}")
         problems += self._stage_problems()
-        if len(self.pretrained_window_sizes) != len(self.depths):
-            problems.append(f"pretrained_window_sizes has {len(self.pretrained_window_sizes)} entries "
-                            f"for {len(self.depths)} stages: give one per stage (0 = none)")
-        for i, p in enumerate(self.pretrained_window_sizes):
+        if len(self._pretrained_window_sizes) != len(self.depths):
+            problems.append(
+                f"pretrained_window_sizes has {len(self._pretrained_window_sizes)} entries "
+                f"for {len(self.depths)} stages: give one per stage (0 = none)"
+            )
+        for i, p in enumerate(self._pretrained_window_sizes):
             try:
                 pw = pair(p, f"pretrained_window_sizes[{i}]")
                 if min(pw) < 0 or (min(pw) == 0) != (max(pw) == 0):
@@ -135,12 +144,13 @@ class SwinV2Config(ImageGeometry):
         if self.semantics not in SEMANTICS:
             problems.append(f"semantics must be one of {', '.join(SEMANTICS)}, got {self.semantics!r}")
         elif self.semantics == "hf" and not problems and self.window[0] != self.window[1]:
-            problems.append(f"semantics='hf' needs a square window (transformers takes one int), "
-                            f"got {self.window_size!r}")
+            problems.append(
+                f"semantics='hf' needs a square window (transformers takes one int), got {self.window_size!r}"
+            )
         self._raise_if(problems)
 
     @classmethod
-    def named(cls, name: str, **overrides: Any) -> "SwinV2Config":
+    def named(cls, name: str, **overrides: Any) -> SwinV2Config:
         """A released model's config by timm name, e.g. ``SwinV2Config.named("swinv2_tiny_window8_256")``."""
         if name not in MODEL_ZOO_V2:
             valid = ", ".join(sorted(MODEL_ZOO_V2))
@@ -163,15 +173,19 @@ MODEL_ZOO_V2: dict[str, dict[str, Any]] = {
     "swinv2_base_window8_256": dict(**_B, depths=_DEEP, window_size=8),
     "swinv2_base_window16_256": dict(**_B, depths=_DEEP, window_size=16),
     "swinv2_base_window12_192": dict(**_B, depths=_DEEP, window_size=12, img_size=192, num_classes=21841),
-    "swinv2_base_window12to16_192to256": dict(**_B, depths=_DEEP, window_size=16,
-                                              pretrained_window_sizes=_FT),
-    "swinv2_base_window12to24_192to384": dict(**_B, depths=_DEEP, window_size=24, img_size=384,
-                                              pretrained_window_sizes=_FT),
+    "swinv2_base_window12to16_192to256": dict(
+        **_B, depths=_DEEP, window_size=16, pretrained_window_sizes=_FT
+    ),
+    "swinv2_base_window12to24_192to384": dict(
+        **_B, depths=_DEEP, window_size=24, img_size=384, pretrained_window_sizes=_FT
+    ),
     "swinv2_large_window12_192": dict(**_L, depths=_DEEP, window_size=12, img_size=192, num_classes=21841),
-    "swinv2_large_window12to16_192to256": dict(**_L, depths=_DEEP, window_size=16,
-                                               pretrained_window_sizes=_FT),
-    "swinv2_large_window12to24_192to384": dict(**_L, depths=_DEEP, window_size=24, img_size=384,
-                                               pretrained_window_sizes=_FT),
+    "swinv2_large_window12to16_192to256": dict(
+        **_L, depths=_DEEP, window_size=16, pretrained_window_sizes=_FT
+    ),
+    "swinv2_large_window12to24_192to384": dict(
+        **_L, depths=_DEEP, window_size=24, img_size=384, pretrained_window_sizes=_FT
+    ),
 }
 
 
@@ -186,8 +200,9 @@ def l2_normalize(x, *, eps: float = NORMALIZE_EPS, xp):
     return x / xp.maximum(norm, xp.asarray(eps, dtype=x.dtype, device=backend.device(x)))
 
 
-def relative_coords_table(window: tuple[int, int], pretrained_window: tuple[int, int] = (0, 0), *,
-                          xp, device=None):
+def relative_coords_table(
+    window: tuple[int, int], pretrained_window: tuple[int, int] = (0, 0), *, xp, device=None
+):
     """Log-spaced relative coordinates fed to the cpb MLP: ((2Mh-1)*(2Mw-1), 2) float32.
 
     Row (dh, dw), dh in [-(Mh-1), Mh-1] row-major, holds ``f(dh / D_h), f(dw / D_w)`` with
@@ -231,9 +246,17 @@ def logit_scale(p: Mapping[str, Any], *, xp):
     return xp.exp(xp.minimum(s, xp.asarray(LOGIT_SCALE_MAX, dtype=s.dtype, device=backend.device(s))))
 
 
-def window_attention(p: Mapping[str, Any], x, *, num_heads: int, window: tuple[int, int],
-                     pretrained_window: tuple[int, int] = (0, 0), mask=None,
-                     mask_repeats: int = 1, xp):
+def window_attention(
+    p: Mapping[str, Any],
+    x,
+    *,
+    num_heads: int,
+    window: tuple[int, int],
+    pretrained_window: tuple[int, int] = (0, 0),
+    mask=None,
+    mask_repeats: int = 1,
+    xp,
+):
     """Scaled cosine attention inside each window, with the continuous position bias.
 
     x: (B*nW, N, C); mask: None or (nW, N, N), added ``mask_repeats`` times (transformers adds
@@ -260,8 +283,13 @@ def window_attention(p: Mapping[str, Any], x, *, num_heads: int, window: tuple[i
 
 def host_coords_table(window: tuple[int, int], pretrained_window: tuple[int, int]) -> np.ndarray:
     """:func:`relative_coords_table` (float32) built once per window on the host."""
-    return host_constant("v2_coords", (tuple(window), tuple(pretrained_window)), lambda: np.asarray(
-        relative_coords_table(window, pretrained_window, xp=backend.get_namespace("numpy"))))
+    return host_constant(
+        "v2_coords",
+        (tuple(window), tuple(pretrained_window)),
+        lambda: np.asarray(
+            relative_coords_table(window, pretrained_window, xp=backend.get_namespace("numpy"))
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -274,8 +302,9 @@ class BlockGeometry:
     mask_repeats: int  # transformers adds the shift mask twice
 
 
-def block_geometry(resolution: tuple[int, int], cfg: SwinV2Config, *, stage: int,
-                   shifted: bool) -> BlockGeometry:
+def block_geometry(
+    resolution: tuple[int, int], cfg: SwinV2Config, *, stage: int, shifted: bool
+) -> BlockGeometry:
     """Window and shift of a block at grid ``resolution`` (H, W), per ``cfg.semantics``.
 
     timm: per axis, r <= M gives window r and shift 0. torchvision: the window is never clamped;
@@ -286,11 +315,11 @@ def block_geometry(resolution: tuple[int, int], cfg: SwinV2Config, *, stage: int
     M = cfg.window
     target = (M[0] // 2, M[1] // 2) if shifted else (0, 0)
     if cfg.semantics == "timm":
-        window, shift = clamp_window(resolution, M, target, rule="timm")
-        return BlockGeometry(window, shift, roll_first=True, mask_repeats=1)
+        win, sh = clamp_window(resolution, M, target, rule="timm")
+        return BlockGeometry((win[0], win[1]), (sh[0], sh[1]), roll_first=True, mask_repeats=1)
     if cfg.semantics == "torchvision":
-        padded = tuple(-(-r // m) * m for r, m in zip(resolution, M))
-        shift = tuple(0 if m >= p else s for m, p, s in zip(M, padded, target))
+        padded = (-(-resolution[0] // M[0]) * M[0], -(-resolution[1] // M[1]) * M[1])
+        shift = (0 if M[0] >= padded[0] else target[0], 0 if M[1] >= padded[1] else target[1])
         return BlockGeometry(M, shift, roll_first=False, mask_repeats=1)
     grid = cfg.image_hw[0] // cfg.patch_size
     r = grid // 2**stage  # transformers sizes its layers with floor division
@@ -299,23 +328,46 @@ def block_geometry(resolution: tuple[int, int], cfg: SwinV2Config, *, stage: int
     return BlockGeometry((m, m), (s, s), roll_first=False, mask_repeats=2)
 
 
-def swin_v2_block(p: Mapping[str, Any], x, *, num_heads: int, geometry: BlockGeometry,
-                  pretrained_window: tuple[int, int] = (0, 0), xp):
+def swin_v2_block(
+    p: Mapping[str, Any],
+    x,
+    *,
+    num_heads: int,
+    geometry: BlockGeometry,
+    pretrained_window: tuple[int, int] = (0, 0),
+    xp,
+):
     """One res-post-norm block: x + norm1((S)W-MSA(x)), then x + norm2(MLP(x)).
 
     x: (B, H, W, C). Padded tokens are zeros; they take part in attention unmasked (every port).
     Returns (B, H, W, C).
     """
-    def attend(windows, mask):  # (B*nW, N, C)
-        return window_attention(Scope(p, "attn"), windows, num_heads=num_heads, window=geometry.window,
-                                pretrained_window=pretrained_window, mask=mask,
-                                mask_repeats=geometry.mask_repeats, xp=xp)
 
-    h = shifted_window_apply(x, geometry.window, geometry.shift, attend, roll_first=geometry.roll_first,
-                             mask_for=mask_for(x, geometry.window, geometry.shift), xp=xp)  # (B, H, W, C)
+    def attend(windows, mask):  # (B*nW, N, C)
+        return window_attention(
+            Scope(p, "attn"),
+            windows,
+            num_heads=num_heads,
+            window=geometry.window,
+            pretrained_window=pretrained_window,
+            mask=mask,
+            mask_repeats=geometry.mask_repeats,
+            xp=xp,
+        )
+
+    h = shifted_window_apply(
+        x,
+        geometry.window,
+        geometry.shift,
+        attend,
+        roll_first=geometry.roll_first,
+        mask_for=mask_for(x, geometry.window, geometry.shift),
+        xp=xp,
+    )  # (B, H, W, C)
     x = x + layer_norm(h, p["norm1.weight"], p["norm1.bias"], eps=LN_EPS, xp=xp)  # post-norm
-    return x + layer_norm(mlp(Scope(p, "mlp"), x, xp=xp), p["norm2.weight"], p["norm2.bias"],
-                          eps=LN_EPS, xp=xp)
+    return x + layer_norm(
+        mlp(Scope(p, "mlp"), x, xp=xp), p["norm2.weight"], p["norm2.bias"], eps=LN_EPS, xp=xp
+    )
 
 
 def patch_merging(p: Mapping[str, Any], x, *, xp):
@@ -333,12 +385,17 @@ def patch_merging(p: Mapping[str, Any], x, *, xp):
 # ----- input checks --------------------------------------------------------------------------
 def check_input(x, cfg: SwinV2Config) -> None:
     """Raise a clear error unless x is a float (B, in_chans, H, W) batch of cfg's img_size."""
+    if not isinstance(cfg, SwinV2Config):
+        raise TypeError(f"swinref.v2 needs a SwinV2Config, got {type(cfg).__name__}; swinref.forward "
+                        "takes a config of any family")
     check_image_batch(x, cfg.in_chans)
     shape = tuple(x.shape)
     H, W = cfg.image_hw
     if tuple(shape[2:]) != (H, W):
-        raise ValueError(f"input size {shape[2]}x{shape[3]} does not match the config's img_size "
-                         f"{H}x{W}; expected shape (B, {cfg.in_chans}, {H}, {W})")
+        raise ValueError(
+            f"input size {shape[2]}x{shape[3]} does not match the config's img_size "
+            f"{H}x{W}; expected shape (B, {cfg.in_chans}, {H}, {W})"
+        )
 
 
 MODEL_PREFIXES = ("patch_embed.", "layers.", "norm.", "head.")
@@ -367,7 +424,9 @@ def forward(params: Mapping[str, Any], x, cfg: SwinV2Config, *, return_intermedi
     inter: dict[str, Any] = {}
 
     P = cfg.patch_size
-    h = patch_embed(Scope(params, "patch_embed"), x, patch_size=(P, P), patch_norm=True, xp=xp)  # (B, H/4, W/4, C)
+    h = patch_embed(
+        Scope(params, "patch_embed"), x, patch_size=(P, P), patch_norm=True, xp=xp
+    )  # (B, H/4, W/4, C)
     inter["patch_embed"] = h
     for i, depth in enumerate(cfg.depths):
         stage = f"layers.{i}"
@@ -377,8 +436,14 @@ def forward(params: Mapping[str, Any], x, cfg: SwinV2Config, *, return_intermedi
         resolution = (h.shape[1], h.shape[2])
         for j in range(depth):
             geometry = block_geometry(resolution, cfg, stage=i, shifted=j % 2 == 1)
-            h = swin_v2_block(Scope(params, f"{stage}.blocks.{j}"), h, num_heads=cfg.num_heads[i],
-                              geometry=geometry, pretrained_window=cfg.pretrained_window(i), xp=xp)
+            h = swin_v2_block(
+                Scope(params, f"{stage}.blocks.{j}"),
+                h,
+                num_heads=cfg.num_heads[i],
+                geometry=geometry,
+                pretrained_window=cfg.pretrained_window(i),
+                xp=xp,
+            )
             inter[f"{stage}.blocks.{j}"] = h
         inter[stage] = h
     h = layer_norm(h, params["norm.weight"], params["norm.bias"], eps=LN_EPS, xp=xp)
@@ -440,8 +505,9 @@ def count_params(cfg: SwinV2Config) -> int:
     return count(param_shapes(cfg))
 
 
-def init_params(cfg: SwinV2Config, *, seed: int = 0, dtype: str = "float64",
-                scheme: str = "timm") -> dict[str, np.ndarray]:
+def init_params(
+    cfg: SwinV2Config, *, seed: int = 0, dtype: str = "float64", scheme: str = "timm"
+) -> dict[str, np.ndarray]:
     """Seeded params as NumPy arrays; the same seed gives the same bits.
 
     scheme "timm": timm's initialisation. Linear and conv weights truncated normal (std 0.02),
@@ -456,8 +522,11 @@ def init_params(cfg: SwinV2Config, *, seed: int = 0, dtype: str = "float64",
 
     def value(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> np.ndarray:
         if name.endswith("logit_scale"):
-            return (np.full(shape, math.log(10.0)) if scheme == "timm"
-                    else rng.uniform(math.log(2.0), math.log(200.0), size=shape))
+            return (
+                np.full(shape, math.log(10.0))
+                if scheme == "timm"
+                else rng.uniform(math.log(2.0), math.log(200.0), size=shape)
+            )
         if scheme == "random":
             return random_value(rng, name, shape)
         leaf = name.rsplit(".", 1)[-1]
@@ -495,7 +564,7 @@ def _from_official(name: str) -> str:
         parts[1] = str(int(parts[1]) + 1)  # official merges at the end of stage i, timm at the start of i+1
         return ".".join(parts)
     if name.startswith("head."):
-        return "head.fc." + name[len("head."):]
+        return "head.fc." + name[len("head.") :]
     return name
 
 
@@ -518,11 +587,11 @@ def _from_torchvision(name: str, value: np.ndarray, out: dict[str, np.ndarray]) 
             C = value.shape[0] // 3
             # torchvision zeroes the middle (k) third in every forward; what it stores there is unused
             out[prefix + "attn.q_bias"] = value[:C]
-            out[prefix + "attn.v_bias"] = value[2 * C:]
+            out[prefix + "attn.v_bias"] = value[2 * C :]
             return
         for old, new in _TV_BLOCK.items():
             if rest.startswith(old):
-                rest = new + rest[len(old):]
+                rest = new + rest[len(old) :]
         out[prefix + rest] = value
         return
     # merges at features.2, 4, 6 -> start of stage 1, 2, 3
@@ -552,18 +621,21 @@ def _from_hf(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     qkv: dict[str, dict[str, np.ndarray]] = {}
     for name, value in state_dict.items():
-        name = name[len("swinv2."):] if name.startswith("swinv2.") else name
+        name = name[len("swinv2.") :] if name.startswith("swinv2.") else name
         parts = name.split(".")
         if name.startswith("encoder.layers.") and len(parts) > 5 and parts[3] == "blocks":
             prefix = f"layers.{parts[2]}.blocks.{parts[4]}."
             rest = ".".join(parts[5:])
-            if rest in ("attention.self.query.weight", "attention.self.key.weight",
-                        "attention.self.value.weight"):
+            if rest in (
+                "attention.self.query.weight",
+                "attention.self.key.weight",
+                "attention.self.value.weight",
+            ):
                 qkv.setdefault(prefix, {})[parts[7]] = value
                 continue
             for old, new in _HF_BLOCK.items():
                 if rest.startswith(old):
-                    rest = new + rest[len(old):]
+                    rest = new + rest[len(old) :]
                     break
             out[prefix + rest] = value
         elif name.startswith("encoder.layers.") and len(parts) > 4 and parts[3] == "downsample":
@@ -571,15 +643,17 @@ def _from_hf(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         else:
             for old, new in _HF_TOP.items():
                 if name.startswith(old):
-                    name = new + name[len(old):]
+                    name = new + name[len(old) :]
                     break
             out[name] = value
-    for prefix, parts in qkv.items():
-        if set(parts) == {"query", "key", "value"}:  # q, k, v are the row blocks of timm's fused qkv
-            out[prefix + "attn.qkv.weight"] = np.concatenate([parts["query"], parts["key"], parts["value"]])
+    for prefix, qkv_parts in qkv.items():
+        if set(qkv_parts) == {"query", "key", "value"}:  # q, k, v are the row blocks of timm's fused qkv
+            out[prefix + "attn.qkv.weight"] = np.concatenate(
+                [qkv_parts["query"], qkv_parts["key"], qkv_parts["value"]]
+            )
         else:
             incomplete = f"{prefix}attn.{{}}.weight (transformers, no full query/key/value set)"
-            out.update({incomplete.format(k): v for k, v in parts.items()})
+            out.update({incomplete.format(k): v for k, v in qkv_parts.items()})
     return out
 
 
@@ -602,8 +676,9 @@ def to_timm_names(state_dict: Mapping[str, Any], source: str = "auto") -> dict[s
     return out
 
 
-def convert_state_dict(state_dict: Mapping[str, Any], cfg: SwinV2Config, *, source: str = "auto",
-                       dtype: str | None = None) -> dict[str, np.ndarray]:
+def convert_state_dict(
+    state_dict: Mapping[str, Any], cfg: SwinV2Config, *, source: str = "auto", dtype: str | None = None
+) -> dict[str, np.ndarray]:
     """Check a Swin V2 state dict against ``cfg`` and return params (NumPy arrays, timm names).
 
     source: "timm", "official" (microsoft/Swin-Transformer: merges at the end of a stage, ``head``),
@@ -617,13 +692,21 @@ def convert_state_dict(state_dict: Mapping[str, Any], cfg: SwinV2Config, *, sour
     unexpected = [n for n in renamed if n not in param_shapes(cfg)]
     hints = []
     if any(n.endswith("relative_position_bias_table") for n in unexpected):
-        hints.append("it looks like a Swin V1 state dict (relative_position_bias_table, no "
-                     "logit_scale / cpb_mlp): use swinref.SwinConfig")
+        hints.append(
+            "it looks like a Swin V1 state dict (relative_position_bias_table, no "
+            "logit_scale / cpb_mlp): use swinref.SwinConfig"
+        )
     return check_state_dict(
-        renamed, param_shapes(cfg), dtype=dtype, hints=hints,
-        title=(f"state dict does not match the Swin V2 config (embed_dim={cfg.embed_dim}, "
-               f"depths={cfg.depths}, num_heads={cfg.num_heads}, window_size={cfg.window_size}, "
-               f"num_classes={cfg.num_classes}):"))
+        renamed,
+        param_shapes(cfg),
+        dtype=dtype,
+        hints=hints,
+        title=(
+            f"state dict does not match the Swin V2 config (embed_dim={cfg.embed_dim}, "
+            f"depths={cfg.depths}, num_heads={cfg.num_heads}, window_size={cfg.window_size}, "
+            f"num_classes={cfg.num_classes}):"
+        ),
+    )
 
 
 LAYOUTS = ("timm", "official", "torchvision", "hf")
@@ -639,7 +722,7 @@ def _layout_name(name: str, layout: str) -> str:
     if layout == "official":
         if merge:  # official merges at the end of stage i - 1
             return ".".join(["layers", str(int(parts[1]) - 1), *parts[2:]])
-        return "head." + name[len("head.fc."):] if name.startswith("head.fc.") else name
+        return "head." + name[len("head.fc.") :] if name.startswith("head.fc.") else name
     if layout == "torchvision":
         if name.startswith("patch_embed."):
             return {"proj": "features.0.0.", "norm": "features.0.2."}[parts[1]] + parts[2]
@@ -650,7 +733,7 @@ def _layout_name(name: str, layout: str) -> str:
             for old, new in _TV_BLOCK.items():
                 rest = rest.replace(new, old) if rest.startswith(new) else rest
             return f"features.{2 * int(parts[1]) + 1}.{parts[3]}.{rest}"
-        return "head." + name[len("head.fc."):] if name.startswith("head.fc.") else name
+        return "head." + name[len("head.fc.") :] if name.startswith("head.fc.") else name
     # hf
     if merge:
         return f"swinv2.encoder.layers.{int(parts[1]) - 1}.downsample." + ".".join(parts[3:])
@@ -658,17 +741,18 @@ def _layout_name(name: str, layout: str) -> str:
         rest = ".".join(parts[4:])
         for new, old in _HF_BLOCK_OUT.items():
             if rest.startswith(new) or rest == new:
-                rest = old + rest[len(new):]
+                rest = old + rest[len(new) :]
                 break
         return f"swinv2.encoder.layers.{parts[1]}.blocks.{parts[3]}.{rest}"
     for new, old in _HF_TOP_OUT.items():
         if name.startswith(new):  # the classifier sits beside the swinv2 model, not inside it
-            return ("" if new == "head.fc." else "swinv2.") + old + name[len(new):]
+            return ("" if new == "head.fc." else "swinv2.") + old + name[len(new) :]
     return "swinv2." + name
 
 
-def export_state_dict(params: Mapping[str, Any], cfg: SwinV2Config, *,
-                      layout: str = "timm") -> dict[str, np.ndarray]:
+def export_state_dict(
+    params: Mapping[str, Any], cfg: SwinV2Config, *, layout: str = "timm"
+) -> dict[str, np.ndarray]:
     """V2 params (checked against ``cfg``) in ``layout``'s names: the inverse of :func:`convert_state_dict`.
 
     torchvision gets one fused qkv bias [q; 0; v]; transformers gets query/key/value split from qkv
@@ -692,7 +776,7 @@ def export_state_dict(params: Mapping[str, Any], cfg: SwinV2Config, *,
             stem = _layout_name(name, layout).rsplit("attn.qkv.weight", 1)[0]
             C = value.shape[0] // 3
             for k, part in enumerate(("query", "key", "value")):
-                out[f"{stem}attention.self.{part}.weight"] = value[k * C:(k + 1) * C]
+                out[f"{stem}attention.self.{part}.weight"] = value[k * C : (k + 1) * C]
             continue
         out[_layout_name(name, layout)] = value
     return out

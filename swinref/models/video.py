@@ -105,7 +105,7 @@ class VideoSwinConfig(ConfigBase):
         self._raise_if(problems)
 
     @classmethod
-    def named(cls, name: str, **overrides: Any) -> "VideoSwinConfig":
+    def named(cls, name: str, **overrides: Any) -> VideoSwinConfig:
         """A released model by short name (``swin_t``) or config name; overrides replace fields."""
         key = VIDEO_ALIASES.get(name, name)
         if key not in VIDEO_MODEL_ZOO:
@@ -158,7 +158,9 @@ def param_shapes(cfg: VideoSwinConfig) -> dict[str, tuple[int, ...]]:
             shapes[f"{b}.norm1.weight"] = (C,)
             shapes[f"{b}.norm1.bias"] = (C,)
             shapes[f"{b}.attn.relative_position_bias_table"] = (
-                (2 * Md - 1) * (2 * Mh - 1) * (2 * Mw - 1), nH)
+                (2 * Md - 1) * (2 * Mh - 1) * (2 * Mw - 1),
+                nH,
+            )
             shapes[f"{b}.attn.qkv.weight"] = (3 * C, C)
             if cfg.qkv_bias:
                 shapes[f"{b}.attn.qkv.bias"] = (3 * C,)
@@ -183,8 +185,9 @@ def param_shapes(cfg: VideoSwinConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def init_params(cfg: VideoSwinConfig, *, seed: int = 0, dtype: str = "float64",
-                scheme: str = "timm") -> dict[str, np.ndarray]:
+def init_params(
+    cfg: VideoSwinConfig, *, seed: int = 0, dtype: str = "float64", scheme: str = "timm"
+) -> dict[str, np.ndarray]:
     """Seeded weights as NumPy arrays; the same seed gives the same bits.
 
     scheme "timm": the released initialisation (timm's scheme): truncated normal (std 0.02) for
@@ -205,8 +208,9 @@ def init_params(cfg: VideoSwinConfig, *, seed: int = 0, dtype: str = "float64",
             return rng.normal(0.0, 0.01, size=shape)
         return trunc_normal(rng, shape, 0.02)
 
-    return seeded_params(param_shapes(cfg), seed=seed, dtype=dtype,
-                         value=released if scheme == "timm" else random_value)
+    return seeded_params(
+        param_shapes(cfg), seed=seed, dtype=dtype, value=released if scheme == "timm" else random_value
+    )
 
 
 def count_params(cfg: VideoSwinConfig) -> int:
@@ -217,8 +221,9 @@ def count_params(cfg: VideoSwinConfig) -> int:
 LAYOUTS = ("official",)  # the released recognizer's names (backbone.*, cls_head.fc_cls)
 
 
-def convert_state_dict(state_dict: Mapping[str, Any], cfg: VideoSwinConfig, *, source: str = "official",
-                       dtype: str | None = None) -> dict[str, np.ndarray]:
+def convert_state_dict(
+    state_dict: Mapping[str, Any], cfg: VideoSwinConfig, *, source: str = "official", dtype: str | None = None
+) -> dict[str, np.ndarray]:
     """Params (NumPy, :func:`param_shapes` names) from a released recognizer's state dict.
 
     The persistent ``relative_position_index`` buffers are not loaded but must equal the index of
@@ -227,8 +232,9 @@ def convert_state_dict(state_dict: Mapping[str, Any], cfg: VideoSwinConfig, *, s
     dtype: None keeps the stored dtype, "float32"/"float64" cast.
     """
     if source not in (*LAYOUTS, "auto"):
-        raise ValueError(f"unknown source {source!r} for Video Swin; expected one of "
-                         f"{', '.join((*LAYOUTS, 'auto'))}")
+        raise ValueError(
+            f"unknown source {source!r} for Video Swin; expected one of {', '.join((*LAYOUTS, 'auto'))}"
+        )
     index = np.asarray(relative_position_index(cfg.window_size, xp=backend.get_namespace("numpy")))
     arrays, problems = {}, []
     for name, array in host_arrays(state_dict).items():
@@ -237,13 +243,19 @@ def convert_state_dict(state_dict: Mapping[str, Any], cfg: VideoSwinConfig, *, s
                 problems.append(f"{name}: stored index differs from window {cfg.window_size}'s")
         else:
             arrays[name] = array
-    return check_state_dict(arrays, param_shapes(cfg), dtype=dtype, problems=problems,
-                            title="state dict does not match the video config:")
+    return check_state_dict(
+        arrays,
+        param_shapes(cfg),
+        dtype=dtype,
+        problems=problems,
+        title="state dict does not match the video config:",
+    )
 
 
 # ----- window geometry -----------------------------------------------------------------------
-def export_state_dict(params: Mapping[str, Any], cfg: VideoSwinConfig, *,
-                      layout: str = "official") -> dict[str, np.ndarray]:
+def export_state_dict(
+    params: Mapping[str, Any], cfg: VideoSwinConfig, *, layout: str = "official"
+) -> dict[str, np.ndarray]:
     """Params in the released layout (checked against ``cfg``), with the persistent
     ``relative_position_index`` buffer of every block, as the released model saves them."""
     if layout not in LAYOUTS:
@@ -299,26 +311,30 @@ def window_attention(p: Mapping[str, Any], x, *, num_heads: int, bias, mask=None
     return window_attention_nd(p, x, num_heads=num_heads, bias=bias, mask=mask, xp=xp)
 
 
-def swin_block(p: Mapping[str, Any], x, *, num_heads: int, window: Triple, full_window: Triple,
-               shift: Triple, xp):
+def swin_block(
+    p: Mapping[str, Any], x, *, num_heads: int, window: Triple, full_window: Triple, shift: Triple, xp
+):
     """One pre-norm 3D block: x + (S)W-MSA(norm1(x)), then x + MLP(norm2(x)).
 
     x: (B, D, H, W, C); window/shift are the clamped values, full_window the configured one (it
     owns the bias table). Returns (B, D, H, W, C).
     """
-    bias = relative_position_bias(p["attn.relative_position_bias_table"], full_window,
-                                  window[0] * window[1] * window[2], xp=xp)  # (nH, N, N)
+    bias = relative_position_bias(
+        p["attn.relative_position_bias_table"], full_window, window[0] * window[1] * window[2], xp=xp
+    )  # (nH, N, N)
 
     def attend(windows, mask):  # (B*nW, N, C)
         return window_attention(Scope(p, "attn"), windows, num_heads=num_heads, bias=bias, mask=mask, xp=xp)
 
     h = layer_norm(x, p["norm1.weight"], p["norm1.bias"], eps=LN_EPS, xp=xp)
     # released order: pad at the end first, then roll (timm's 2D model rolls, then pads)
-    h = shifted_window_apply(h, window, shift, attend, roll_first=False,
-                             mask_for=mask_for(x, window, shift), xp=xp)  # (B, D, H, W, C)
+    h = shifted_window_apply(
+        h, window, shift, attend, roll_first=False, mask_for=mask_for(x, window, shift), xp=xp
+    )  # (B, D, H, W, C)
     x = x + h
-    return x + mlp(Scope(p, "mlp"), layer_norm(x, p["norm2.weight"], p["norm2.bias"], eps=LN_EPS, xp=xp),
-                   xp=xp)
+    return x + mlp(
+        Scope(p, "mlp"), layer_norm(x, p["norm2.weight"], p["norm2.bias"], eps=LN_EPS, xp=xp), xp=xp
+    )
 
 
 def patch_merging(p: Mapping[str, Any], x, *, xp):
@@ -336,6 +352,9 @@ def patch_merging(p: Mapping[str, Any], x, *, xp):
 # ----- input checks --------------------------------------------------------------------------
 def check_input(x, cfg: VideoSwinConfig) -> None:
     """Raise a clear error unless x is a float video batch (B, in_chans, T, H, W) of >= 1 patch."""
+    if not isinstance(cfg, VideoSwinConfig):
+        raise TypeError(f"swinref.models.video needs a VideoSwinConfig, got {type(cfg).__name__}; swinref.forward "
+                        "takes a config of any family")
     xp = backend.namespace(x)
     shape = tuple(x.shape)
     form = f"(B, {cfg.in_chans}, T, H, W)"
@@ -343,18 +362,21 @@ def check_input(x, cfg: VideoSwinConfig) -> None:
         hint = " (an image batch? add a time axis: x[:, :, None])" if len(shape) == 4 else ""
         raise ValueError(f"video input must have rank 5, {form}; got shape {shape}{hint}")
     if shape[1] != cfg.in_chans:
-        raise ValueError(f"video has {shape[1]} channels, config expects in_chans={cfg.in_chans}: "
-                         f"shape must be {form}, got {shape}")
+        raise ValueError(
+            f"video has {shape[1]} channels, config expects in_chans={cfg.in_chans}: "
+            f"shape must be {form}, got {shape}"
+        )
     if x.dtype not in (xp.float32, xp.float64):
         raise TypeError(f"video dtype must be float32 or float64, got {x.dtype}")
     if shape[0] < 1:
         raise ValueError(f"video batch is empty: shape {shape}")
-    for axis, size, p in zip("THW", shape[2:], cfg.patch_size):
+    for axis, size, p in zip("THW", shape[2:], cfg.patch_size, strict=False):
         if size < p:
             raise ValueError(
                 f"video has {axis}={size}, fewer than one patch ({axis} >= {p} needed for "
                 f"patch_size={cfg.patch_size}); expected {form} with T >= {cfg.patch_size[0]}, "
-                f"H >= {cfg.patch_size[1]}, W >= {cfg.patch_size[2]}")
+                f"H >= {cfg.patch_size[1]}, W >= {cfg.patch_size[2]}"
+            )
 
 
 MODEL_PREFIXES = ("backbone.", "cls_head.")
@@ -367,8 +389,7 @@ def check_params(params: Mapping[str, Any], x, cfg: VideoSwinConfig) -> None:
 
 
 # ----- the whole model -----------------------------------------------------------------------
-def forward(params: Mapping[str, Any], x, cfg: VideoSwinConfig, *,
-            return_intermediates: bool = False):
+def forward(params: Mapping[str, Any], x, cfg: VideoSwinConfig, *, return_intermediates: bool = False):
     """Video Swin forward pass.
 
     params: mapping named as in :func:`param_shapes` (the released recognizer's state dict),
@@ -385,27 +406,33 @@ def forward(params: Mapping[str, Any], x, cfg: VideoSwinConfig, *,
     xp = backend.namespace(x)
     inter: dict[str, Any] = {}
 
-    h = patch_embed(Scope(params, "backbone.patch_embed"), x, patch_size=cfg.patch_size,
-                    patch_norm=cfg.patch_norm, xp=xp)  # (B, D, H/4, W/4, C)
+    h = patch_embed(
+        Scope(params, "backbone.patch_embed"), x, patch_size=cfg.patch_size, patch_norm=cfg.patch_norm, xp=xp
+    )  # (B, D, H/4, W/4, C)
     inter["backbone.patch_embed"] = h
     full = cfg.window_size
     for i, depth in enumerate(cfg.depths):
         stage = f"backbone.layers.{i}"
         D, H, W = h.shape[1], h.shape[2], h.shape[3]
         # the stage computes one clamped window for all its blocks (BasicLayer3D)
-        window, shift = get_window_size((D, H, W), full, tuple(m // 2 for m in full))
+        window, shift = get_window_size((D, H, W), full, (full[0] // 2, full[1] // 2, full[2] // 2))
         for j in range(depth):
             shifted = j % 2 == 1
-            h = swin_block(Scope(params, f"{stage}.blocks.{j}"), h, num_heads=cfg.num_heads[i],
-                           window=window, full_window=full,
-                           shift=shift if shifted else (0, 0, 0), xp=xp)
+            h = swin_block(
+                Scope(params, f"{stage}.blocks.{j}"),
+                h,
+                num_heads=cfg.num_heads[i],
+                window=window,
+                full_window=full,
+                shift=shift if shifted else (0, 0, 0),
+                xp=xp,
+            )
             inter[f"{stage}.blocks.{j}"] = h
         if i < cfg.num_stages - 1:
             h = patch_merging(Scope(params, f"{stage}.downsample"), h, xp=xp)
             inter[f"{stage}.downsample"] = h
         inter[stage] = h
-    h = layer_norm(h, params["backbone.norm.weight"], params["backbone.norm.bias"], eps=LN_EPS,
-                   xp=xp)
+    h = layer_norm(h, params["backbone.norm.weight"], params["backbone.norm.bias"], eps=LN_EPS, xp=xp)
     inter["backbone.norm"] = h
     pooled, logits = pool_head(params, h, head="cls_head.fc_cls", xp=xp)  # I3D: mean over time and space
     inter["pre_logits"] = pooled

@@ -1,1 +1,2 @@
-"""What porters run: test vectors and verify, the conformance kit, cross-checks against installed implementations, FLOPs, pictures."""
+"""What porters run: test vectors and verify, the conformance kit, cross-checks against installed
+implementations, FLOPs, pictures."""

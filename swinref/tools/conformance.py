@@ -19,7 +19,7 @@ hypothesis properties as swinref's own suite plus golden comparisons against swi
 Every failing check reports the smallest failing example hypothesis found, as a snippet that
 rebuilds the inputs and calls the port again. From pytest::
 
-    from swinref.conformance import Port, check_port
+    from swinref.tools.conformance import Port, check_port
 
     def test_my_port():
         report = check_port(Port(name="mine", window_partition=my_partition), max_examples=50, seed=0)
@@ -35,13 +35,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core import backend
-from ..core import windows
+from ..core import backend, windows
 from ..models import v1 as model
 
-
-FUNCTIONS = ("window_partition", "window_reverse", "shift_mask", "relative_position_index",
-             "relative_position_bias", "window_attention", "shifted_window_attention")
+FUNCTIONS = (
+    "window_partition",
+    "window_reverse",
+    "shift_mask",
+    "relative_position_index",
+    "relative_position_bias",
+    "window_attention",
+    "shifted_window_attention",
+)
 
 # written out, not read from swinref.windows, so the checks stay independent of the code they check
 OFFICIAL_MASK_VALUE = -100.0
@@ -153,14 +158,26 @@ def reference_shifted_attention(x, params, num_heads, window, shift) -> np.ndarr
     B, H, W, C = x.shape
     h = windows.cyclic_shift(x, (-shift[0], -shift[1]), xp=xp)
     mask = windows.shift_mask((H, W), window, shift, xp=xp) if any(shift) else None
-    out = model.window_attention(params, windows.window_partition(h, window, xp=xp), num_heads=num_heads,
-                                 window=window, mask=mask, xp=xp)
+    out = model.window_attention(
+        params,
+        windows.window_partition(h, window, xp=xp),
+        num_heads=num_heads,
+        window=window,
+        mask=mask,
+        xp=xp,
+    )
     return windows.cyclic_shift(windows.window_reverse(out, window, H, W, xp=xp), shift, xp=xp)
 
 
 # ----- checks ---------------------------------------------------------------------------------
 class CheckFailed(AssertionError):
     pass
+
+
+def _provided(fn: Callable | None) -> Callable:
+    """A function the port provides (the runner checks only those, so never None here)."""
+    assert fn is not None
+    return fn
 
 
 def _as_array(value, what: str, *, shape: tuple, integer: bool = False) -> np.ndarray:
@@ -176,58 +193,85 @@ def _equal(got, expected, what: str) -> None:
     bad = np.argwhere(got != expected)
     if bad.size:
         first = tuple(bad[0].tolist())
-        raise CheckFailed(f"{what}: {len(bad)} of {got.size} entries differ; first at {first}: "
-                          f"expected {expected[first].item()!r}, got {got[first].item()!r}")
+        raise CheckFailed(
+            f"{what}: {len(bad)} of {got.size} entries differ; first at {first}: "
+            f"expected {expected[first].item()!r}, got {got[first].item()!r}"
+        )
 
 
 def _close(got, expected, atol: float, what: str) -> None:
     diff = np.abs(got.astype(np.float64) - expected)
     if not np.all(diff <= atol):  # NaN fails too
         worst = tuple(np.unravel_index(np.nanargmax(np.where(np.isnan(diff), np.inf, diff)), diff.shape))
-        raise CheckFailed(f"{what}: max abs diff {np.nanmax(np.where(np.isnan(diff), np.inf, diff)):.3e} "
-                          f"at {worst} exceeds atol={atol} "
-                          f"(expected {expected[worst].item()!r}, got {got[worst].item()!r})")
+        raise CheckFailed(
+            f"{what}: max abs diff {np.nanmax(np.where(np.isnan(diff), np.inf, diff)):.3e} "
+            f"at {worst} exceeds atol={atol} "
+            f"(expected {expected[worst].item()!r}, got {got[worst].item()!r})"
+        )
 
 
 def _check_partition(port: Port, case: Case) -> None:
     x = example_grid(case)
-    got = _as_array(port.window_partition(x, case.window), "window_partition(x, window)",
-                    shape=(case.B * case.nW, case.N, case.C))
+    got = _as_array(
+        _provided(port.window_partition)(x, case.window),
+        "window_partition(x, window)",
+        shape=(case.B * case.nW, case.N, case.C),
+    )
     expected = windows.window_partition(x, case.window, xp=_np())
     _equal(got, expected, "window_partition vs swinref (windows row-major, batch outermost)")
     if port.window_reverse is not None:
-        back = _as_array(port.window_reverse(got, case.window, case.H, case.W),
-                         "window_reverse(window_partition(x))", shape=x.shape)
+        back = _as_array(
+            _provided(port.window_reverse)(got, case.window, case.H, case.W),
+            "window_reverse(window_partition(x))",
+            shape=x.shape,
+        )
         _equal(back, x, "round trip window_reverse(window_partition(x)) == x")
 
 
 def _check_reverse(port: Port, case: Case) -> None:
     w = example_windows(case)
-    got = _as_array(port.window_reverse(w, case.window, case.H, case.W),
-                    "window_reverse(windows, window, H, W)",
-                    shape=(case.B, case.H, case.W, case.C))
+    got = _as_array(
+        _provided(port.window_reverse)(w, case.window, case.H, case.W),
+        "window_reverse(windows, window, H, W)",
+        shape=(case.B, case.H, case.W, case.C),
+    )
     _equal(got, windows.window_reverse(w, case.window, case.H, case.W, xp=_np()), "window_reverse vs swinref")
-    _equal(windows.window_partition(got, case.window, xp=_np()), w,
-           "round trip swinref.window_partition(window_reverse(w)) == w")
+    _equal(
+        windows.window_partition(got, case.window, xp=_np()),
+        w,
+        "round trip swinref.window_partition(window_reverse(w)) == w",
+    )
 
 
 def _check_mask(port: Port, case: Case) -> None:
-    got = _as_array(port.shift_mask(case.H, case.W, case.window, case.shift),
-                    "shift_mask(H, W, window, shift)", shape=(case.nW, case.N, case.N))
+    got = _as_array(
+        _provided(port.shift_mask)(case.H, case.W, case.window, case.shift),
+        "shift_mask(H, W, window, shift)",
+        shape=(case.nW, case.N, case.N),
+    )
     values = set(np.unique(got).tolist())
     if not values <= {0.0, OFFICIAL_MASK_VALUE}:
-        raise CheckFailed(f"shift_mask values: expected only 0 and {OFFICIAL_MASK_VALUE} "
-                          f"(the official mask), got {sorted(values)[:6]}")
+        raise CheckFailed(
+            f"shift_mask values: expected only 0 and {OFFICIAL_MASK_VALUE} "
+            f"(the official mask), got {sorted(values)[:6]}"
+        )
     _equal(got, np.swapaxes(got, 1, 2), "shift_mask symmetric (mask[w, i, j] == mask[w, j, i])")
-    _equal(got, brute_force_mask((case.H, case.W), case.window, case.shift),
-           "shift_mask vs brute force (tokens attend iff they came from the same side of each wrap)")
+    _equal(
+        got,
+        brute_force_mask((case.H, case.W), case.window, case.shift),
+        "shift_mask vs brute force (tokens attend iff they came from the same side of each wrap)",
+    )
 
 
 def _check_index(port: Port, case: Case) -> None:
     Mh, Mw = case.window
     N = case.N
-    got = _as_array(port.relative_position_index(case.window), "relative_position_index(window)",
-                    shape=(N, N), integer=True)
+    got = _as_array(
+        _provided(port.relative_position_index)(case.window),
+        "relative_position_index(window)",
+        shape=(N, N),
+        integer=True,
+    )
     rows = (2 * Mh - 1) * (2 * Mw - 1)
     if got.min() < 0 or got.max() > rows - 1:
         raise CheckFailed(f"index range: expected within [0, {rows - 1}], got [{got.min()}, {got.max()}]")
@@ -239,8 +283,11 @@ def _check_index(port: Port, case: Case) -> None:
 
 def _check_bias(port: Port, case: Case) -> None:
     table = example_table(case)
-    got = _as_array(port.relative_position_bias(table, case.window), "relative_position_bias(table, window)",
-                    shape=(case.num_heads, case.N, case.N))
+    got = _as_array(
+        _provided(port.relative_position_bias)(table, case.window),
+        "relative_position_bias(table, window)",
+        shape=(case.num_heads, case.N, case.N),
+    )
     expected = np.transpose(table[naive_index(case.window)], (2, 0, 1))  # (nH, N, N)
     _equal(got, expected, "bias[h, i, j] == table[index(i, j), h]")
 
@@ -248,10 +295,14 @@ def _check_bias(port: Port, case: Case) -> None:
 def _check_attention(port: Port, case: Case) -> None:
     x, params = example_attention(case)
     mask = brute_force_mask((case.H, case.W), case.window, case.shift) if any(case.shift) else None
-    got = _as_array(port.window_attention(x, params, case.num_heads, case.window, mask),
-                    "window_attention(x, params, num_heads, window, mask)", shape=x.shape)
-    expected = model.window_attention(params, x, num_heads=case.num_heads, window=case.window, mask=mask,
-                                      xp=_np())
+    got = _as_array(
+        _provided(port.window_attention)(x, params, case.num_heads, case.window, mask),
+        "window_attention(x, params, num_heads, window, mask)",
+        shape=x.shape,
+    )
+    expected = model.window_attention(
+        params, x, num_heads=case.num_heads, window=case.window, mask=mask, xp=_np()
+    )
     which = "with" if mask is not None else "no"
     _close(got, expected, port.atol, f"window_attention vs swinref ({which} mask)")
 
@@ -260,8 +311,11 @@ def _check_shifted_attention(port: Port, case: Case) -> None:
     x, params = example_attention(case)
     x = x.reshape(case.B, case.H // case.window[0], case.W // case.window[1], *case.window, case.C)
     x = np.ascontiguousarray(x.transpose(0, 1, 3, 2, 4, 5).reshape(case.B, case.H, case.W, case.C))
-    got = _as_array(port.shifted_window_attention(x, params, case.num_heads, case.window, case.shift),
-                    "shifted_window_attention(x, params, num_heads, window, shift)", shape=x.shape)
+    got = _as_array(
+        _provided(port.shifted_window_attention)(x, params, case.num_heads, case.window, case.shift),
+        "shifted_window_attention(x, params, num_heads, window, shift)",
+        shape=x.shape,
+    )
     expected = reference_shifted_attention(x, params, case.num_heads, case.window, case.shift)
     _close(got, expected, port.atol, f"shifted_window_attention vs swinref (shift {case.shift})")
 
@@ -298,7 +352,7 @@ GOLDEN_CASES = (
 
 
 def _cases(function: str):
-    from hypothesis import strategies as st
+    from hypothesis import strategies as st  # noqa: PLC0415
 
     @st.composite
     def cases(draw):
@@ -313,10 +367,18 @@ def _cases(function: str):
         head_dim = draw(st.integers(1, 3), label="head dim")
         C = heads * head_dim if "attention" in function else draw(st.integers(1, 3), label="channels")
         return Case(
-            B=draw(st.integers(1, 2), label="batch"), H=rows * Mh, W=cols * Mw, C=C, window=(Mh, Mw),
-            shift=(draw(st.integers(0, Mh - 1), label="shift h"),
-                   draw(st.integers(0, Mw - 1), label="shift w")),
-            num_heads=heads, seed=draw(st.integers(0, 2**32 - 1), label="seed"))
+            B=draw(st.integers(1, 2), label="batch"),
+            H=rows * Mh,
+            W=cols * Mw,
+            C=C,
+            window=(Mh, Mw),
+            shift=(
+                draw(st.integers(0, Mh - 1), label="shift h"),
+                draw(st.integers(0, Mw - 1), label="shift w"),
+            ),
+            num_heads=heads,
+            seed=draw(st.integers(0, 2**32 - 1), label="seed"),
+        )
 
     return cases()
 
@@ -381,16 +443,20 @@ def _snippet(function: str, case: Case) -> str:
         "shift_mask": f"port.shift_mask({case.H}, {case.W}, {case.window}, {case.shift})",
         "relative_position_index": f"port.relative_position_index({case.window})",
         "relative_position_bias": "port.relative_position_bias(example_table(case), case.window)",
-        "window_attention": ("x, params = example_attention(case)\n"
-                             "mask = brute_force_mask((case.H, case.W), case.window, case.shift) "
-                             "if any(case.shift) else None\n"
-                             "port.window_attention(x, params, case.num_heads, case.window, mask)"),
+        "window_attention": (
+            "x, params = example_attention(case)\n"
+            "mask = brute_force_mask((case.H, case.W), case.window, case.shift) "
+            "if any(case.shift) else None\n"
+            "port.window_attention(x, params, case.num_heads, case.window, mask)"
+        ),
         "shifted_window_attention": "",  # the inputs are laid out inside the check
     }[function]
-    return ("from swinref.conformance import *\n"
-            f"case = {case!r}\n"
-            + (f"{inputs}\n" if inputs else "")
-            + f"check_example(port, {function!r}, case)  # raises with the message above")
+    return (
+        "from swinref.tools.conformance import *\n"
+        f"case = {case!r}\n"
+        + (f"{inputs}\n" if inputs else "")
+        + f"check_example(port, {function!r}, case)  # raises with the message above"
+    )
 
 
 def _property(port: Port, name: str, seen: list[int], last_failure: list):
@@ -405,8 +471,9 @@ def _property(port: Port, name: str, seen: list[int], last_failure: list):
     return prop
 
 
-def check_port(port: Port, *, max_examples: int = 50, seed: int = 0,
-               functions: list[str] | None = None) -> Report:
+def check_port(
+    port: Port, *, max_examples: int = 50, seed: int = 0, functions: list[str] | None = None
+) -> Report:
     """Run the properties and golden comparisons for every function ``port`` provides.
 
     Each function gets ``max_examples`` drawn cases (reproducible from ``seed``; a failure is
@@ -414,13 +481,13 @@ def check_port(port: Port, *, max_examples: int = 50, seed: int = 0,
     for a port's mistake or crash (those are failures in the report).
     """
     try:
-        from hypothesis import HealthCheck, given, settings
-        from hypothesis import seed as hypothesis_seed
+        from hypothesis import HealthCheck, given, settings  # noqa: PLC0415
+        from hypothesis import seed as hypothesis_seed  # noqa: PLC0415
     except ImportError as e:
-        raise ImportError("swinref.conformance.check_port needs hypothesis: pip install hypothesis") from e
+        raise ImportError("swinref.tools.conformance.check_port needs hypothesis: pip install hypothesis") from e
 
     if not isinstance(port, Port):
-        raise TypeError(f"expected a swinref.conformance.Port, got {type(port).__name__}")
+        raise TypeError(f"expected a swinref.tools.conformance.Port, got {type(port).__name__}")
     names = port.provided() if functions is None else list(functions)
     for name in names:
         if name not in _CHECKS:
@@ -428,16 +495,22 @@ def check_port(port: Port, *, max_examples: int = 50, seed: int = 0,
         if getattr(port, name) is None:
             raise ValueError(f"the port does not provide {name}")
     if not names:
-        raise ValueError("the port provides no function to check; set at least one of "
-                         + ", ".join(FUNCTIONS))
+        raise ValueError(
+            "the port provides no function to check; set at least one of " + ", ".join(FUNCTIONS)
+        )
     report = Report(port.name)
     for name in names:
         seen: list[int] = [0]
         last_failure: list[tuple[Case, BaseException]] = []
 
         test = given(case=_cases(name))(_property(port, name, seen, last_failure))
-        test = settings(max_examples=max_examples, deadline=None, database=None, print_blob=False,
-                        suppress_health_check=list(HealthCheck))(test)
+        test = settings(
+            max_examples=max_examples,
+            deadline=None,
+            database=None,
+            print_blob=False,
+            suppress_health_check=list(HealthCheck),
+        )(test)
         test = hypothesis_seed(seed)(test)
         result = CheckResult(name, _CHECKS[name][0], passed=True)
         try:
@@ -459,6 +532,20 @@ def check_port(port: Port, *, max_examples: int = 50, seed: int = 0,
     return report
 
 
-__all__ = ["Case", "CheckResult", "FUNCTIONS", "GOLDEN_CASES", "Port", "Report", "brute_force_mask",
-           "check_example", "check_port", "example_attention", "example_grid", "example_table",
-           "example_windows", "naive_index", "reference_shifted_attention"]
+__all__ = [
+    "Case",
+    "CheckResult",
+    "FUNCTIONS",
+    "GOLDEN_CASES",
+    "Port",
+    "Report",
+    "brute_force_mask",
+    "check_example",
+    "check_port",
+    "example_attention",
+    "example_grid",
+    "example_table",
+    "example_windows",
+    "naive_index",
+    "reference_shifted_attention",
+]

@@ -16,18 +16,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..artifacts.weights_io import load_state_dict
 from ..core import backend
 from ..models import v1 as model
-from ..artifacts.weights_io import load_state_dict
 from ..models.registry import convert_state_dict
 from ..models.v1 import SEMANTICS, SwinConfig
-
 
 IMPLS = ("timm", "torchvision", "hf", "hf_backbone")
 
@@ -42,16 +40,34 @@ TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
 
 # What differs between two semantics, for the probable-cause line.
 _ASPECTS = {
-    "input padding": {"official": "none (exact size)", "timm": "none (multiples of the patch)",
-                      "torchvision": "crop to a multiple of the patch", "hf": "zero-pad",
-                      "detection": "zero-pad"},
-    "pad/roll order": {"official": "no padding", "timm": "roll, then pad", "torchvision": "pad, then roll",
-                       "hf": "pad, then roll", "detection": "pad, then roll"},
-    "window clamp": {"official": "min(H, W) <= M, at img_size", "timm": "per dimension, at img_size",
-                     "torchvision": "never; shift dropped per dimension", "hf": "min(H, W) <= M, per call",
-                     "detection": "never"},
-    "odd merges": {"official": "rejected", "timm": "padded", "torchvision": "padded", "hf": "padded",
-                   "detection": "padded"},
+    "input padding": {
+        "official": "none (exact size)",
+        "timm": "none (multiples of the patch)",
+        "torchvision": "crop to a multiple of the patch",
+        "hf": "zero-pad",
+        "detection": "zero-pad",
+    },
+    "pad/roll order": {
+        "official": "no padding",
+        "timm": "roll, then pad",
+        "torchvision": "pad, then roll",
+        "hf": "pad, then roll",
+        "detection": "pad, then roll",
+    },
+    "window clamp": {
+        "official": "min(H, W) <= M, at img_size",
+        "timm": "per dimension, at img_size",
+        "torchvision": "never; shift dropped per dimension",
+        "hf": "min(H, W) <= M, per call",
+        "detection": "never",
+    },
+    "odd merges": {
+        "official": "rejected",
+        "timm": "padded",
+        "torchvision": "padded",
+        "hf": "padded",
+        "detection": "padded",
+    },
 }
 
 
@@ -135,8 +151,11 @@ class CrosscheckReport:
             return f"swinref raised but {self.impl} ran: {self.swinref_error}"
         figures = ", ".join(f"{d} max abs {self.max_abs(d):.2e}" for d in self.first_divergence)
         first = [f"{d}: first beyond tolerance {n}" for d, n in self.first_divergence.items() if n]
-        return "; ".join([("PASS" if self.passed else "FAIL") + f" ({figures})"] + first
-                         + ([self.cause] if self.cause else []))
+        return "; ".join(
+            [("PASS" if self.passed else "FAIL") + f" ({figures})"]
+            + first
+            + ([self.cause] if self.cause else [])
+        )
 
 
 # ----- building the implementation -----------------------------------------------------------
@@ -147,38 +166,66 @@ def _require_square(cfg: SwinConfig, impl: str) -> None:
 
 def build_impl(impl: str, cfg: SwinConfig):
     """The implementation's torch module for ``cfg`` in eval mode (float64), without weights set."""
-    import torch
+    import torch  # noqa: PLC0415
 
     if not cfg.patch_norm or (impl == "torchvision" and not cfg.qkv_bias):
         raise ValueError(f"{impl} cannot express patch_norm={cfg.patch_norm}, qkv_bias={cfg.qkv_bias}")
+    m: torch.nn.Module
     if impl == "timm":
-        from timm.models.swin_transformer import SwinTransformer
+        from timm.models.swin_transformer import SwinTransformer  # noqa: PLC0415
 
-        m = SwinTransformer(img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=cfg.in_chans,
-                            num_classes=cfg.num_classes, embed_dim=cfg.embed_dim, depths=cfg.depths,
-                            num_heads=cfg.num_heads, window_size=cfg.window_size,
-                            mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
-                            strict_img_size=cfg.strict_img_size, drop_path_rate=0.0)
+        m = SwinTransformer(
+            img_size=cfg.img_size,
+            patch_size=cfg.patch_size,
+            in_chans=cfg.in_chans,
+            num_classes=cfg.num_classes,
+            embed_dim=cfg.embed_dim,
+            depths=cfg.depths,
+            num_heads=cfg.num_heads,
+            window_size=cfg.window_size,
+            mlp_ratio=cfg.mlp_ratio,
+            qkv_bias=cfg.qkv_bias,
+            strict_img_size=cfg.strict_img_size,
+            drop_path_rate=0.0,
+        )
     elif impl == "torchvision":
-        from torchvision.models.swin_transformer import SwinTransformer
+        from torchvision.models.swin_transformer import (  # noqa: PLC0415
+            SwinTransformer as TorchvisionSwinTransformer,
+        )
 
         if cfg.num_classes == 0:
             raise ValueError("torchvision's SwinTransformer always has a head: use num_classes >= 1")
-        m = SwinTransformer(patch_size=[cfg.patch_size] * 2, embed_dim=cfg.embed_dim,
-                            depths=list(cfg.depths), num_heads=list(cfg.num_heads),
-                            window_size=list(cfg.window), mlp_ratio=cfg.mlp_ratio,
-                            stochastic_depth_prob=0.0, num_classes=cfg.num_classes)
+        m = TorchvisionSwinTransformer(
+            patch_size=[cfg.patch_size] * 2,
+            embed_dim=cfg.embed_dim,
+            depths=list(cfg.depths),
+            num_heads=list(cfg.num_heads),
+            window_size=list(cfg.window),
+            mlp_ratio=cfg.mlp_ratio,
+            stochastic_depth_prob=0.0,
+            num_classes=cfg.num_classes,
+        )
     elif impl in ("hf", "hf_backbone"):
-        import transformers
+        import transformers  # noqa: PLC0415
 
         _require_square(cfg, impl)
-        hc = transformers.SwinConfig(
-            image_size=list(cfg.image_hw), patch_size=cfg.patch_size, num_channels=cfg.in_chans,
-            embed_dim=cfg.embed_dim, depths=list(cfg.depths), num_heads=list(cfg.num_heads),
-            window_size=cfg.window[0], mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
-            hidden_act="gelu", layer_norm_eps=1e-5, drop_path_rate=0.0,
+        # num_labels and out_features go through transformers' **kwargs; its stub signature lacks them
+        hc = transformers.SwinConfig(  # type: ignore[call-arg]
+            image_size=list(cfg.image_hw),
+            patch_size=cfg.patch_size,
+            num_channels=cfg.in_chans,
+            embed_dim=cfg.embed_dim,
+            depths=list(cfg.depths),
+            num_heads=list(cfg.num_heads),
+            window_size=cfg.window[0],
+            mlp_ratio=cfg.mlp_ratio,
+            qkv_bias=cfg.qkv_bias,
+            hidden_act="gelu",
+            layer_norm_eps=1e-5,
+            drop_path_rate=0.0,
             num_labels=max(cfg.num_classes, 1),
-            out_features=[f"stage{i + 1}" for i in range(cfg.num_stages)])
+            out_features=[f"stage{i + 1}" for i in range(cfg.num_stages)],
+        )
         if impl == "hf":
             m = transformers.SwinForImageClassification(hc)
             if cfg.num_classes == 0:
@@ -197,7 +244,7 @@ def randomize_(module, *, seed: int):
     LayerNorm weights 1 + 0.1 N(0, 1); biases 0.1 N(0, 1). Default initialisations (zero biases,
     unit norms, tiny tables) would hide a mishandled bias or table.
     """
-    import torch
+    import torch  # noqa: PLC0415
 
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -236,7 +283,7 @@ def _state_dict_numpy(module) -> dict[str, np.ndarray]:
 
 def _load_weights(module, weights, impl: str) -> None:
     """Seed (int) -> random weights; path -> a checkpoint in the implementation's own layout."""
-    import torch
+    import torch  # noqa: PLC0415
 
     if weights is None or isinstance(weights, int):
         randomize_(module, seed=0 if weights is None else weights)
@@ -244,18 +291,22 @@ def _load_weights(module, weights, impl: str) -> None:
 
     sd = load_state_dict(weights)
     own = module.state_dict()
-    sd = {k: torch.from_numpy(np.asarray(v)) for k, v in sd.items() if k in own}
-    missing = [k for k in own if k not in sd and not k.endswith(("relative_position_index", "attn_mask"))]
+    tensors = {k: torch.from_numpy(np.asarray(v)) for k, v in sd.items() if k in own}
+    missing = [
+        k for k in own if k not in tensors and not k.endswith(("relative_position_index", "attn_mask"))
+    ]
     if missing:
-        raise ValueError(f"{weights}: not a {impl} checkpoint for this config; missing {missing[:5]}"
-                         f"{' ...' if len(missing) > 5 else ''}")
-    module.load_state_dict(sd, strict=False)
+        raise ValueError(
+            f"{weights}: not a {impl} checkpoint for this config; missing {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}"
+        )
+    module.load_state_dict(tensors, strict=False)
 
 
 # ----- running both sides --------------------------------------------------------------------
 def _run_impl(impl: str, module, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every output the implementation exposes, under swinref's intermediate names (channels last)."""
-    import torch
+    import torch  # noqa: PLC0415
 
     out: dict[str, np.ndarray] = {}
     hooks: dict[str, str] = {}
@@ -295,6 +346,7 @@ def _run_impl(impl: str, module, x: np.ndarray) -> dict[str, np.ndarray]:
             if isinstance(output, (tuple, list)):
                 output = output[0]
             out[name] = output.detach().cpu().numpy().copy()
+
         return hook
 
     handles = [module.get_submodule(k).register_forward_hook(save(v)) for k, v in hooks.items()]
@@ -326,8 +378,9 @@ def _run_impl(impl: str, module, x: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _run_swinref(params: dict[str, np.ndarray], x: np.ndarray, cfg: SwinConfig,
-                 backbone: bool) -> dict[str, np.ndarray]:
+def _run_swinref(
+    params: dict[str, np.ndarray], x: np.ndarray, cfg: SwinConfig, backbone: bool
+) -> dict[str, np.ndarray]:
     xp = backend.get_namespace("numpy")
     p = backend.to_namespace(params, xp)
     xx = xp.asarray(x)
@@ -374,10 +427,19 @@ def resolve_config(cfg_or_name: SwinConfig | str | dict, **overrides) -> SwinCon
     return SwinConfig.named(text, **overrides)
 
 
-def crosscheck(impl: str, cfg_or_name: SwinConfig | str | dict, *, weights: int | str | None = None,
-               input_size: tuple[int, int] | None = None, dtypes=("float64", "float32"),
-               semantics: str | None = None, batch: int = 2, seed: int = 1,
-               find_cause: bool = True, progress=None) -> CrosscheckReport:
+def crosscheck(
+    impl: str,
+    cfg_or_name: SwinConfig | str | dict,
+    *,
+    weights: int | str | None = None,
+    input_size: tuple[int, ...] | None = None,
+    dtypes=("float64", "float32"),
+    semantics: str | None = None,
+    batch: int = 2,
+    seed: int = 1,
+    find_cause: bool = True,
+    progress=None,
+) -> CrosscheckReport:
     """Compare swinref with ``impl`` on the same weights and input, layer by layer.
 
     impl: one of :data:`IMPLS`. cfg_or_name: a SwinConfig, a zoo name or a config dict; its
@@ -406,8 +468,11 @@ def crosscheck(impl: str, cfg_or_name: SwinConfig | str | dict, *, weights: int 
         over["num_classes"] = 0
     cfg = dataclasses.replace(cfg, **over)
     tell = progress or (lambda _msg: None)
-    name = (cfg_or_name if isinstance(cfg_or_name, str) and not cfg_or_name.lstrip().startswith("{")
-            else "custom config")
+    name = (
+        cfg_or_name
+        if isinstance(cfg_or_name, str) and not cfg_or_name.lstrip().startswith("{")
+        else "custom config"
+    )
     report = CrosscheckReport(impl=impl, model=name, semantics=sem, input_size=size)
 
     tell(f"building {impl}")
@@ -426,8 +491,9 @@ def crosscheck(impl: str, cfg_or_name: SwinConfig | str | dict, *, weights: int 
             theirs = None
         tell(f"swinref {dtype}")
         try:
-            ours = _run_swinref({k: v.astype(dtype) for k, v in params64.items()}, x, cfg,
-                                backbone=impl == "hf_backbone")
+            ours = _run_swinref(
+                {k: v.astype(dtype) for k, v in params64.items()}, x, cfg, backbone=impl == "hf_backbone"
+            )
         except (ValueError, TypeError) as e:
             report.swinref_error = str(e).splitlines()[0][:200]
             ours = None
@@ -446,7 +512,7 @@ def crosscheck(impl: str, cfg_or_name: SwinConfig | str | dict, *, weights: int 
 def _probable_cause(report, cfg, params64, x64, theirs64, module, impl, tell) -> str:
     """Rerun swinref with every other semantics; name the one that matches the implementation."""
     if theirs64 is None:
-        import torch
+        import torch  # noqa: PLC0415
 
         theirs64 = _run_impl(impl, module.to(torch.float64), x64)
     for other in SEMANTICS:
@@ -460,20 +526,28 @@ def _probable_cause(report, cfg, params64, x64, theirs64, module, impl, tell) ->
             continue
         rows = _compare(ours, theirs64, "float64")
         if rows and all(r.ok for r in rows):
-            return (f"matches with semantics={other}: the difference is "
-                    f"{explain_difference(cfg.semantics, other, active_aspects(cfg, x64.shape[2:]))}")
+            return (
+                f"matches with semantics={other}: the difference is "
+                f"{explain_difference(cfg.semantics, other, active_aspects(cfg, x64.shape[2:]))}"
+            )
     first = report.first_divergence.get("float64") or next(
-        (n for n in report.first_divergence.values() if n), "?")
-    kind = ("the input handling or the patch embedding" if first == "patch_embed" else
-            "patch merging" if first.endswith("downsample") else
-            "window attention (window, shift, mask or bias)" if ".blocks." in first else
-            "the final norm or the head")
+        (n for n in report.first_divergence.values() if n), "?"
+    )
+    kind = (
+        "the input handling or the patch embedding"
+        if first == "patch_embed"
+        else "patch merging"
+        if first.endswith("downsample")
+        else "window attention (window, shift, mask or bias)"
+        if ".blocks." in first
+        else "the final norm or the head"
+    )
     return f"no semantics reproduces it; first divergence at {first}: look at {kind}"
 
 
 # ----- the matrix -----------------------------------------------------------------------------
-_SMALL = dict(img_size=64, embed_dim=16, depths=(2, 2), num_heads=(2, 4), window_size=4,
-              num_classes=10)
+_SMALL = dict(img_size=64, embed_dim=16, depths=(2, 2), num_heads=(2, 4), window_size=4, num_classes=10)
+
 
 class MatrixCase(NamedTuple):
     """One column of the matrix: a config, the input size, per-implementation sizes, the batch."""
@@ -491,10 +565,21 @@ class MatrixCase(NamedTuple):
 MATRIX_CASES: dict[str, MatrixCase] = {
     "swin_t_224": MatrixCase("swin_t", (224, 224), {}, batch=1),
     "small": MatrixCase(_SMALL, (64, 64), {}),
-    "padded": MatrixCase({**_SMALL, "window_size": 5, "img_size": (228, 196)}, (230, 197),
-                         {"timm": (228, 196)}),
-    "last_lt_window": MatrixCase(dict(img_size=(96, 160), embed_dim=16, depths=(2, 2, 2),
-                                      num_heads=(2, 4, 8), window_size=7, num_classes=10), (96, 160), {}),
+    "padded": MatrixCase(
+        {**_SMALL, "window_size": 5, "img_size": (228, 196)}, (230, 197), {"timm": (228, 196)}
+    ),
+    "last_lt_window": MatrixCase(
+        dict(
+            img_size=(96, 160),
+            embed_dim=16,
+            depths=(2, 2, 2),
+            num_heads=(2, 4, 8),
+            window_size=7,
+            num_classes=10,
+        ),
+        (96, 160),
+        {},
+    ),
 }
 
 
@@ -511,14 +596,16 @@ def matrix_case(case: str, impl: str) -> tuple[SwinConfig, tuple[int, int]]:
 def run_matrix_cell(impl: str, case: str, dtypes=("float64", "float32")) -> CrosscheckReport:
     """One cell of the matrix (no cause search: the matrix reports, it does not diagnose)."""
     cfg, size = matrix_case(case, impl)
-    report = crosscheck(impl, cfg, input_size=size, dtypes=dtypes, batch=MATRIX_CASES[case].batch,
-                        find_cause=False)
+    report = crosscheck(
+        impl, cfg, input_size=size, dtypes=dtypes, batch=MATRIX_CASES[case].batch, find_cause=False
+    )
     report.model = case
     return report
 
 
-def run_matrix(impls=IMPLS, cases=tuple(MATRIX_CASES), dtypes=("float64", "float32"),
-               progress=None) -> dict[tuple[str, str], CrosscheckReport]:
+def run_matrix(
+    impls=IMPLS, cases=tuple(MATRIX_CASES), dtypes=("float64", "float32"), progress=None
+) -> dict[tuple[str, str], CrosscheckReport]:
     """Every implementation on every case; ``{(impl, case): report}``."""
     out = {}
     for impl in impls:

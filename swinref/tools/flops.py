@@ -39,8 +39,19 @@ PAPER_GFLOPS = {
 }
 
 #: Component names used in :class:`FlopsReport` rows, in forward order.
-COMPONENTS = ("patch_embed", "norm", "attn.qkv", "attn.qk", "attn.av", "attn.proj", "attn.cpb",
-              "mlp.fc1", "mlp.fc2", "downsample", "head")
+COMPONENTS = (
+    "patch_embed",
+    "norm",
+    "attn.qkv",
+    "attn.qk",
+    "attn.av",
+    "attn.proj",
+    "attn.cpb",
+    "mlp.fc1",
+    "mlp.fc2",
+    "downsample",
+    "head",
+)
 
 
 def global_msa_flops(h: int, w: int, C: int) -> int:
@@ -100,8 +111,9 @@ class FlopsReport:
         return out
 
 
-def count_flops(cfg: Any, *, include_norms: bool = False,
-                input_size: tuple[int, ...] | None = None) -> FlopsReport:
+def count_flops(
+    cfg: Any, *, include_norms: bool = False, input_size: tuple[int, ...] | None = None
+) -> FlopsReport:
     """Count the multiply-adds of ``cfg``'s forward pass for one sample (see the module docstring).
 
     Any family: V1 and V2 images ((H, W), default img_size), Video clips ((T, H, W), default
@@ -117,10 +129,12 @@ def count_flops(cfg: Any, *, include_norms: bool = False,
         patch, window = tuple(cfg.patch_size), tuple(cfg.window_size)
     else:
         patch, window = (cfg.patch_size,) * 2, tuple(cfg.window)
-    grid = tuple(-(-s // p) for s, p in zip(sizes, patch))  # inputs are padded to whole patches
+    grid = tuple(-(-s // p) for s, p in zip(sizes, patch, strict=False))  # inputs are padded to whole patches
     tokens = math.prod(grid)
     C = cfg.embed_dim
-    rows: list[tuple[str, str, int]] = [("patch_embed", "patch_embed", tokens * C * cfg.in_chans * math.prod(patch))]
+    rows: list[tuple[str, str, int]] = [
+        ("patch_embed", "patch_embed", tokens * C * cfg.in_chans * math.prod(patch))
+    ]
     if cfg.to_dict().get("patch_norm", True) and include_norms:
         rows.append(("patch_embed", "norm", tokens * C))
     for i, depth in enumerate(cfg.depths):
@@ -138,9 +152,9 @@ def count_flops(cfg: Any, *, include_norms: bool = False,
         for j in range(depth):
             shift = tuple(m // 2 for m in window) if j % 2 else (0,) * len(window)
             win, _ = clamp_window(grid, window, shift, rule="timm")
-            padded = tuple(-(-g // m) * m for g, m in zip(grid, win))
+            padded = tuple(-(-g // m) * m for g, m in zip(grid, win, strict=False))
             N = math.prod(win)
-            windows = math.prod(p // m for p, m in zip(padded, win))
+            windows = math.prod(p // m for p, m in zip(padded, win, strict=False))
             if include_norms:
                 rows.append((group, "norm", 2 * tokens * C))  # norm1 and norm2
             rows.append((group, "attn.qkv", math.prod(padded) * C * 3 * C))

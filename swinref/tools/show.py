@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,6 @@ from ..core import backend
 from ..core.numerics import softmax
 from ..core.windows import region_ids, shift_mask, window_partition
 from ..models.v1 import relative_position_bias
-
 
 _REGION_COLOURS = "tab10"  # ids 0..8 get distinct colours
 
@@ -39,11 +39,13 @@ class Geometry:
         self.size = _pair(size, "size (H, W)")
         self.window = _pair(window, "window (Mh, Mw)")
         self.shift = _pair(shift, "shift (sh, sw)", low=0)
-        for s, m, axis in zip(self.shift, self.window, "hw"):
+        for s, m, axis in zip(self.shift, self.window, "hw", strict=False):
             if s >= m:
-                raise ValueError(f"shift {self.shift} must be below the window {self.window} on each "
-                                 f"axis (0 <= s{axis} < M{axis})")
-        self.padded = tuple(-(-r // m) * m for r, m in zip(self.size, self.window))
+                raise ValueError(
+                    f"shift {self.shift} must be below the window {self.window} on each "
+                    f"axis (0 <= s{axis} < M{axis})"
+                )
+        self.padded = tuple(-(-r // m) * m for r, m in zip(self.size, self.window, strict=False))
 
     def __repr__(self):
         return f"grid {self.size[0]}x{self.size[1]}, window {self.window}, shift {self.shift}"
@@ -87,8 +89,10 @@ def query_attention(g: Geometry, query: tuple[int, int], *, seed: int = 0, head_
     (Mh, Mw), (sh, sw) = g.window, g.shift
     qi, qj = query
     if not (0 <= qi < g.size[0] and 0 <= qj < g.size[1]):
-        raise ValueError(f"query {query} is outside the {g.size[0]}x{g.size[1]} grid; expected 0 <= I < "
-                         f"{g.size[0]}, 0 <= J < {g.size[1]}")
+        raise ValueError(
+            f"query {query} is outside the {g.size[0]}x{g.size[1]} grid; expected 0 <= I < "
+            f"{g.size[0]}, 0 <= J < {g.size[1]}"
+        )
     xp = _np()
     rng = np.random.default_rng(seed)
     q = rng.standard_normal((Hp, Wp, head_dim))
@@ -107,14 +111,14 @@ def query_attention(g: Geometry, query: tuple[int, int], *, seed: int = 0, head_
     weights = np.asarray(softmax(logits, axis=-1, xp=xp))  # (N,)
     r0, c0 = (w // (Wp // Mw)) * Mh, (w % (Wp // Mw)) * Mw
     rolled = np.full((Hp, Wp), np.nan)
-    rolled[r0:r0 + Mh, c0:c0 + Mw] = weights.reshape(Mh, Mw)
+    rolled[r0 : r0 + Mh, c0 : c0 + Mw] = weights.reshape(Mh, Mw)
     grid = np.roll(rolled, (sh, sw), axis=(0, 1))  # back to original coordinates
     return {"weights": grid, "window_weights": weights, "window": w, "token": t}
 
 
 # ----- drawing --------------------------------------------------------------------------------
 def _figure(ncols: int, nrows: int = 1, *, cell: float = 3.2):
-    from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas on save
+    from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas on save  # noqa: PLC0415
 
     fig = Figure(figsize=(cell * ncols, cell * nrows + 0.4), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
@@ -125,7 +129,7 @@ def _draw_regions(ax, ids, g: Geometry, title: str, *, lines_h=(), lines_w=(), a
     Hp, Wp = ids.shape
     ax.imshow(ids, cmap=_REGION_COLOURS, vmin=0, vmax=10, interpolation="nearest")
     faded = np.zeros((Hp, Wp, 4))
-    faded[g.size[0]:, :, 3] = faded[:, g.size[1]:, 3] = 0.6  # padding tokens
+    faded[g.size[0] :, :, 3] = faded[:, g.size[1] :, 3] = 0.6  # padding tokens
     faded[..., :3] = 1.0
     ax.imshow(faded, interpolation="nearest")
     if annotate and Hp * Wp <= 32 * 32:
@@ -160,7 +164,7 @@ def draw_cyclic_shift(g: Geometry, path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def draw_window_regrouping(g: Geometry, path, *, dpi: int = 100) -> dict[str, np.ndarray]:
+def draw_window_regrouping(g: Geometry, path, *, dpi: int = 100) -> dict[str, Any]:
     """Shifted windows over the original grid and the regular windows after the roll, over the
     region ids. Returns ``before``/``after`` ids and the window boundaries drawn."""
     arrays = region_grids(g)
@@ -170,11 +174,22 @@ def draw_window_regrouping(g: Geometry, path, *, dpi: int = 100) -> dict[str, np
     regular_h, regular_w = list(range(Mh, Hp, Mh)), list(range(Mw, Wp, Mw))
     fig, axes = _figure(2)
     pieces = (len(shifted_h) + 1) * (len(shifted_w) + 1)
-    _draw_regions(axes[0, 0], arrays["before"], g, f"original grid: shifted windows ({pieces} pieces)",
-                  lines_h=shifted_h, lines_w=shifted_w)
-    _draw_regions(axes[0, 1], arrays["after"], g,
-                  f"after the roll: {(Hp // Mh) * (Wp // Mw)} regular windows",
-                  lines_h=regular_h, lines_w=regular_w)
+    _draw_regions(
+        axes[0, 0],
+        arrays["before"],
+        g,
+        f"original grid: shifted windows ({pieces} pieces)",
+        lines_h=shifted_h,
+        lines_w=shifted_w,
+    )
+    _draw_regions(
+        axes[0, 1],
+        arrays["after"],
+        g,
+        f"after the roll: {(Hp // Mh) * (Wp // Mw)} regular windows",
+        lines_h=regular_h,
+        lines_w=regular_w,
+    )
     fig.suptitle(f"window regrouping, {g}{_padding_note(g)}", fontsize=10)
     fig.savefig(path, dpi=dpi)
     return {**arrays, "lines_before": (shifted_h, shifted_w), "lines_after": (regular_h, regular_w)}
@@ -204,8 +219,11 @@ def draw_attention(g: Geometry, query: tuple[int, int], path, *, seed: int = 0) 
     image = ax.imshow(out["weights"], cmap="viridis", vmin=0.0, interpolation="nearest")
     ax.plot([query[1]], [query[0]], marker="x", color="red", markersize=10)
     fig.colorbar(image, ax=ax, shrink=0.8)
-    ax.set_title(f"attention of query {tuple(query)} (red x), random q/k seed {seed}\n{g}\n"
-                 "blank: outside its window" + _padding_note(g).replace("\n", "; "), fontsize=8)
+    ax.set_title(
+        f"attention of query {tuple(query)} (red x), random q/k seed {seed}\n{g}\n"
+        "blank: outside its window" + _padding_note(g).replace("\n", "; "),
+        fontsize=8,
+    )
     fig.savefig(path, dpi=100)
     return out
 
