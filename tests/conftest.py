@@ -14,10 +14,10 @@ from swinref.core import backend
 
 # "dev" for quick local runs, "ci" (more examples, derandomized) where CI is set;
 # HYPOTHESIS_PROFILE overrides either.
-settings.register_profile("dev", max_examples=25, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
@@ -43,8 +43,11 @@ def _available_backends() -> list[Any]:
 
     strict = backend.get_namespace("array_api_strict")
     # the non-default device catches arrays created without device=...
-    out.append(pytest.param(Backend("array_api_strict", strict, array_api_strict.Device("device1")),
-                            id="array_api_strict"))
+    out.append(
+        pytest.param(
+            Backend("array_api_strict", strict, array_api_strict.Device("device1")), id="array_api_strict"
+        )
+    )
     try:
         import torch  # noqa: F401
 

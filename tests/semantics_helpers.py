@@ -8,8 +8,9 @@ import swinref
 from swinref import param_shapes
 
 
-def random_params(cfg: swinref.SwinConfig, *, seed: int = 0, backbone_norms: bool = False,
-                  dtype: str = "float64") -> dict[str, np.ndarray]:
+def random_params(
+    cfg: swinref.SwinConfig, *, seed: int = 0, backbone_norms: bool = False, dtype: str = "float64"
+) -> dict[str, np.ndarray]:
     """Params of ``cfg`` (tables sized for its semantics) with values that keep activations O(1).
 
     Weights ~ N(0, 1/fan_in), tables ~ N(0, 0.5), biases ~ 0.1 N(0, 1), norm weights 1 + 0.1 N(0, 1):
@@ -37,14 +38,16 @@ def random_params(cfg: swinref.SwinConfig, *, seed: int = 0, backbone_norms: boo
     return out
 
 
-def random_image(cfg: swinref.SwinConfig, size: tuple[int, int], *, batch: int = 2,
-                 seed: int = 1) -> np.ndarray:
+def random_image(
+    cfg: swinref.SwinConfig, size: tuple[int, int], *, batch: int = 2, seed: int = 1
+) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((batch, cfg.in_chans) + tuple(size))
 
 
 def run(cfg: swinref.SwinConfig, params, x, **kwargs):
     """swinref.forward on NumPy; returns (logits, intermediates) as NumPy arrays."""
     xp = swinref.get_namespace("numpy")
-    logits, inter = swinref.forward(swinref.to_namespace(params, xp), xp.asarray(x), cfg,
-                                    return_intermediates=True, **kwargs)
+    logits, inter = swinref.forward(
+        swinref.to_namespace(params, xp), xp.asarray(x), cfg, return_intermediates=True, **kwargs
+    )
     return np.asarray(logits), {k: np.asarray(v) for k, v in inter.items()}

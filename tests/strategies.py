@@ -36,18 +36,22 @@ class Perturbation(NamedTuple):
 def perturbations(draw):
     """One element changed by a delta near, below or above the tolerance (either sign)."""
     atol = draw(st.sampled_from([1e-10, 1e-6, 1e-3]))
-    factor = draw(st.one_of(st.sampled_from([0.0, 0.5, 0.999999, 1.000001, 2.0]),
-                            st.floats(0.0, 10.0)))
+    factor = draw(st.one_of(st.sampled_from([0.0, 0.5, 0.999999, 1.000001, 2.0]), st.floats(0.0, 10.0)))
     sign = draw(st.sampled_from([-1.0, 1.0]))
-    return Perturbation(tensor=draw(st.integers(0, 10_000)), flat_index=draw(st.integers(0, 10**6)),
-                        delta=sign * factor * atol, atol=atol)
+    return Perturbation(
+        tensor=draw(st.integers(0, 10_000)),
+        flat_index=draw(st.integers(0, 10**6)),
+        delta=sign * factor * atol,
+        atol=atol,
+    )
 
 
 # ----- window geometry, attention, merging ----------------------------------------------------
 # The `be` fixture is function-scoped but immutable (a namespace and a device), so sharing it
 # across the examples of one test is safe; property tests over `be` use these settings.
 backend_settings = settings(
-    suppress_health_check=(*settings().suppress_health_check, HealthCheck.function_scoped_fixture))
+    suppress_health_check=(*settings().suppress_health_check, HealthCheck.function_scoped_fixture)
+)
 
 #: Seeds for NumPy generators: arrays are drawn from a seed so examples stay fast and printable.
 seeds = st.integers(0, 2**32 - 1)
@@ -77,8 +81,9 @@ def window_sizes(max_side: int = 4):
 
 
 @st.composite
-def geometries(draw, *, max_side: int = 4, max_windows: int = 3, max_batch: int = 2,
-               max_channels: int = 4) -> Geometry:
+def geometries(
+    draw, *, max_side: int = 4, max_windows: int = 3, max_batch: int = 2, max_channels: int = 4
+) -> Geometry:
     """A grid of 1..max_windows windows per axis, so H % Mh == 0 and W % Mw == 0 by construction."""
     Mh, Mw = draw(window_sizes(max_side), label="window")
     rows = draw(st.integers(1, max_windows), label="window rows")
@@ -122,8 +127,13 @@ class MergeGrid(NamedTuple):
 
 
 def merge_grids(max_side: int = 7, max_channels: int = 4):
-    return st.builds(MergeGrid, st.integers(1, 2), st.integers(1, max_side), st.integers(1, max_side),
-                     st.integers(1, max_channels))
+    return st.builds(
+        MergeGrid,
+        st.integers(1, 2),
+        st.integers(1, max_side),
+        st.integers(1, max_side),
+        st.integers(1, max_channels),
+    )
 
 
 class EmbedCase(NamedTuple):
@@ -152,8 +162,9 @@ def embed_cases(draw, max_patch: int = 4, max_patches: int = 3) -> EmbedCase:
 
 def float_lists(lo: float, hi: float, *, min_size: int = 1, max_size: int = 32):
     """Lists of finite float64 values in [lo, hi] (hypothesis favours the ends and simple values)."""
-    return st.lists(st.floats(lo, hi, allow_nan=False, allow_infinity=False), min_size=min_size,
-                    max_size=max_size)
+    return st.lists(
+        st.floats(lo, hi, allow_nan=False, allow_infinity=False), min_size=min_size, max_size=max_size
+    )
 
 
 # ----- state-dict layouts --------------------------------------------------------------------
@@ -167,16 +178,20 @@ def layout_configs(draw):
     depths = tuple(draw(st.lists(st.integers(1, 3), min_size=stages, max_size=stages), label="depths"))
     heads0 = draw(st.integers(1, 3), label="heads0")
     head_dim = draw(st.sampled_from([1, 2, 4]), label="head_dim")
-    window = draw(st.one_of(st.integers(1, 4), st.tuples(st.integers(1, 4), st.integers(1, 4))),
-                  label="window_size")
+    window = draw(
+        st.one_of(st.integers(1, 4), st.tuples(st.integers(1, 4), st.integers(1, 4))), label="window_size"
+    )
     patch = draw(st.sampled_from([1, 2, 4]), label="patch_size")
     grid = draw(st.tuples(st.integers(1, 8), st.integers(1, 8)), label="token grid")
     return SwinConfig(
-        img_size=(grid[0] * patch, grid[1] * patch), patch_size=patch,
+        img_size=(grid[0] * patch, grid[1] * patch),
+        patch_size=patch,
         in_chans=draw(st.integers(1, 3), label="in_chans"),
         num_classes=draw(st.sampled_from([0, 3]), label="num_classes"),
-        embed_dim=heads0 * head_dim, depths=depths,
-        num_heads=tuple(heads0 * 2**i for i in range(stages)), window_size=window,
+        embed_dim=heads0 * head_dim,
+        depths=depths,
+        num_heads=tuple(heads0 * 2**i for i in range(stages)),
+        window_size=window,
         mlp_ratio=draw(st.sampled_from([1.0, 2.0, 4.0]), label="mlp_ratio"),
         qkv_bias=draw(st.booleans(), label="qkv_bias"),
         patch_norm=draw(st.booleans(), label="patch_norm"),
@@ -190,8 +205,9 @@ def gelu_inputs(draw):
     [-12, 12], some of any magnitude (to cross the table's ends)."""
     dtype = draw(st.sampled_from([np.float32, np.float64]), label="dtype")
     width = 32 if dtype == np.float32 else 64
-    elements = st.one_of(st.floats(-12.0, 12.0, width=width),
-                         st.floats(allow_nan=False, allow_infinity=False, width=width))
+    elements = st.one_of(
+        st.floats(-12.0, 12.0, width=width), st.floats(allow_nan=False, allow_infinity=False, width=width)
+    )
     x = draw(arrays(dtype, st.integers(1, 100), elements=elements), label="x")
     return dtype, x
 
@@ -215,8 +231,10 @@ def v2_windows(draw):
     """(window, pretrained_window): a window (Mh, Mw) in 1..12 and a pre-training window that is
     (0, 0) (none) or in 2..16 per axis."""
     window = draw(st.tuples(st.integers(1, 12), st.integers(1, 12)), label="window")
-    pretrained = draw(st.one_of(st.just((0, 0)), st.tuples(st.integers(2, 16), st.integers(2, 16))),
-                      label="pretrained window")
+    pretrained = draw(
+        st.one_of(st.just((0, 0)), st.tuples(st.integers(2, 16), st.integers(2, 16))),
+        label="pretrained window",
+    )
     return window, pretrained
 
 
@@ -224,8 +242,9 @@ def v2_logit_scales():
     """Per-head logit_scale values (nH, 1, 1) from below 0 to far above the log(100) clamp,
     the clamp point itself included."""
     clamp = float(np.log(100.0))
-    values = st.one_of(st.floats(-5.0, 10.0), st.sampled_from([clamp, np.nextafter(clamp, 0.0),
-                                                               np.nextafter(clamp, 10.0)]))
+    values = st.one_of(
+        st.floats(-5.0, 10.0), st.sampled_from([clamp, np.nextafter(clamp, 0.0), np.nextafter(clamp, 10.0)])
+    )
     return st.integers(1, 6).flatmap(lambda nH: arrays(np.float64, (nH, 1, 1), elements=values))
 
 
@@ -258,8 +277,9 @@ class SizedModel(NamedTuple):
 
 
 @st.composite
-def sized_models(draw, *, semantics=("timm", "torchvision", "hf", "detection"), min_side: int = 4,
-                 max_side: int = 40) -> SizedModel:
+def sized_models(
+    draw, *, semantics=("timm", "torchvision", "hf", "detection"), min_side: int = 4, max_side: int = 40
+) -> SizedModel:
     """A config with embed_dim 4, depths (2, 2), a square window 2..5, and an input of any size
     in min_side..max_side per axis (timm: a multiple of the patch, with strict_img_size=False)."""
     from swinref import SwinConfig
@@ -271,8 +291,16 @@ def sized_models(draw, *, semantics=("timm", "torchvision", "hf", "detection"), 
     if sem == "timm":
         H, W = max(4, H - H % 4), max(4, W - W % 4)
     img = (draw(st.integers(1, 10), label="img_size h") * 4, draw(st.integers(1, 10), label="img_size w") * 4)
-    cfg = SwinConfig(img_size=img, embed_dim=4, depths=(2, 2), num_heads=(1, 2), window_size=window,
-                     num_classes=3, semantics=sem, strict_img_size=False)
+    cfg = SwinConfig(
+        img_size=img,
+        embed_dim=4,
+        depths=(2, 2),
+        num_heads=(1, 2),
+        window_size=window,
+        num_classes=3,
+        semantics=sem,
+        strict_img_size=False,
+    )
     return SizedModel(cfg, (H, W))
 
 

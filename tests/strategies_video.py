@@ -29,10 +29,13 @@ def grids3d(draw, max_side: int = 4, max_windows: int = 3):
     Half of the axes get the shift M // 2 the model uses; the rest any allowed value.
     """
     window = draw(windows3d(max_side), label="window")
-    size = tuple(m * draw(st.integers(1, max_windows), label=f"windows along {a}")
-                 for m, a in zip(window, "dhw"))
-    shift = tuple(draw(st.one_of(st.just(m // 2), st.integers(0, m - 1)), label=f"shift {a}")
-                  for m, a in zip(window, "dhw"))
+    size = tuple(
+        m * draw(st.integers(1, max_windows), label=f"windows along {a}") for m, a in zip(window, "dhw")
+    )
+    shift = tuple(
+        draw(st.one_of(st.just(m // 2), st.integers(0, m - 1)), label=f"shift {a}")
+        for m, a in zip(window, "dhw")
+    )
     return Grid3d(size, window, shift)
 
 
@@ -112,9 +115,11 @@ class InflationCase(NamedTuple):
 def identity_holds(case: InflationCase) -> bool:
     """Whether the inflated 3D model on a static clip must equal the 2D model (docs/video.md)."""
     (H, W), (Md, Mh, Mw) = case.tokens_hw, case.window
-    return (temporal_identity_holds(case.frames, case.patch_t, Md)
-            and spatial_identity_holds(H, Mh, case.depths)
-            and spatial_identity_holds(W, Mw, case.depths))
+    return (
+        temporal_identity_holds(case.frames, case.patch_t, Md)
+        and spatial_identity_holds(H, Mh, case.depths)
+        and spatial_identity_holds(W, Mw, case.depths)
+    )
 
 
 @st.composite
@@ -135,16 +140,19 @@ def inflation_cases(draw, *, identity: bool | None = True):
 
     def pick(window: int, label: str) -> int:
         top = window * 2 ** (stages - 1) * 2 + 3
-        candidates = [r for r in range(1, top)
-                      if not identity or spatial_identity_holds(r, window, depths)]
+        candidates = [r for r in range(1, top) if not identity or spatial_identity_holds(r, window, depths)]
         return draw(st.sampled_from(candidates), label=label)
 
     H, W = pick(Mh, "tokens H"), pick(Mw, "tokens W")
-    frames = [t for t in range(Pt, Pt * (2 * Md + 2))
-              if not identity or temporal_identity_holds(t, Pt, Md)]
+    frames = [t for t in range(Pt, Pt * (2 * Md + 2)) if not identity or temporal_identity_holds(t, Pt, Md)]
     return InflationCase(
-        embed_dim=heads0 * head_dim, depths=depths, num_heads=num_heads, patch=P, patch_t=Pt,
-        window=(Md, Mh, Mw), frames=draw(st.sampled_from(frames), label="frames T"),
+        embed_dim=heads0 * head_dim,
+        depths=depths,
+        num_heads=num_heads,
+        patch=P,
+        patch_t=Pt,
+        window=(Md, Mh, Mw),
+        frames=draw(st.sampled_from(frames), label="frames T"),
         tokens_hw=(H, W),
         in_chans=draw(st.integers(1, 3), label="in_chans"),
         num_classes=draw(st.sampled_from([0, 3]), label="num_classes"),
@@ -157,7 +165,8 @@ def inflation_cases(draw, *, identity: bool | None = True):
 #: For @given tests that also take the function-scoped ``be`` fixture (the fixture only selects a
 #: namespace; it holds no state between examples).
 backend_settings = settings(
-    suppress_health_check=(*settings().suppress_health_check, HealthCheck.function_scoped_fixture))
+    suppress_health_check=(*settings().suppress_health_check, HealthCheck.function_scoped_fixture)
+)
 
 #: Seeds for NumPy generators: arrays are drawn from a seed so examples stay fast and printable.
 seeds = st.integers(0, 2**32 - 1)

@@ -15,14 +15,14 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
-
-from conftest import assert_close
 from strategies import backend_settings, geometries, heads, seeds, shifted_geometries
+
 from swinref.core.backend import to_namespace, to_numpy
-from swinref.models.v1 import swin_block, window_attention
 from swinref.core.windows import shift_mask
+from swinref.models.v1 import swin_block, window_attention
 
 ATOL = 1e-12  # see the module docstring
 
@@ -52,8 +52,8 @@ def _naive_window_attention(p, x, num_heads, window, mask=None):
     out = np.empty((B_, N, C))
     for w in range(B_):
         q = [Wqkv[0:C] @ x[w, t] + bqkv[0:C] for t in range(N)]  # rows [0:C] of qkv are q
-        k = [Wqkv[C:2 * C] @ x[w, t] + bqkv[C:2 * C] for t in range(N)]
-        v = [Wqkv[2 * C:] @ x[w, t] + bqkv[2 * C:] for t in range(N)]
+        k = [Wqkv[C : 2 * C] @ x[w, t] + bqkv[C : 2 * C] for t in range(N)]
+        v = [Wqkv[2 * C :] @ x[w, t] + bqkv[2 * C :] for t in range(N)]
         heads_out = np.empty((N, C))
         for head in range(num_heads):
             ch = slice(head * d, (head + 1) * d)  # head-major channels
@@ -75,8 +75,14 @@ def _naive_window_attention(p, x, num_heads, window, mask=None):
 
 def _run(be, p, x, num_heads, window, mask=None):
     params = to_namespace(p, be.xp, device=be.device)
-    got = window_attention(params, be.asarray(x), num_heads=num_heads, window=window,
-                           mask=None if mask is None else be.asarray(mask), xp=be.xp)
+    got = window_attention(
+        params,
+        be.asarray(x),
+        num_heads=num_heads,
+        window=window,
+        mask=None if mask is None else be.asarray(mask),
+        xp=be.xp,
+    )
     if be.device is not None:
         assert got.device == be.device, f"output on {got.device}, expected {be.device}"
     return got
@@ -90,8 +96,12 @@ def test_window_attention_matches_loops_without_mask(be, g, h, seed):
     p = _attention_params(rng, C, h.num_heads, g.window)
     x = rng.standard_normal((g.B * g.nW, g.N, C))
     got = _run(be, p, x, h.num_heads, g.window)
-    assert_close(got, _naive_window_attention(p, x, h.num_heads, g.window), atol=ATOL,
-                 what=f"window attention, {g}, {h}, seed {seed}")
+    assert_close(
+        got,
+        _naive_window_attention(p, x, h.num_heads, g.window),
+        atol=ATOL,
+        what=f"window attention, {g}, {h}, seed {seed}",
+    )
 
 
 @backend_settings
@@ -104,13 +114,18 @@ def test_window_attention_matches_loops_with_shift_mask(be, case, h, seed):
     x = rng.standard_normal((g.B * g.nW, g.N, C))
     mask = to_numpy(shift_mask((g.H, g.W), g.window, shift, xp=be.xp, device=be.device))
     got = _run(be, p, x, h.num_heads, g.window, mask)
-    assert_close(got, _naive_window_attention(p, x, h.num_heads, g.window, mask), atol=ATOL,
-                 what=f"masked window attention, {g}, shift {shift}, {h}, seed {seed}")
+    assert_close(
+        got,
+        _naive_window_attention(p, x, h.num_heads, g.window, mask),
+        atol=ATOL,
+        what=f"masked window attention, {g}, shift {shift}, {h}, seed {seed}",
+    )
 
 
 @backend_settings
-@given(g=geometries(max_side=3, max_windows=2, max_channels=1), h=heads(), seed=seeds,
-       batch=st.integers(2, 3))
+@given(
+    g=geometries(max_side=3, max_windows=2, max_channels=1), h=heads(), seed=seeds, batch=st.integers(2, 3)
+)
 def test_window_attention_broadcasts_a_mask_per_window(be, g, h, seed, batch):
     # a mask with different values in every window shows whether window w of image b uses mask[w]
     rng = np.random.default_rng(seed)
@@ -119,24 +134,35 @@ def test_window_attention_broadcasts_a_mask_per_window(be, g, h, seed, batch):
     x = rng.standard_normal((batch * g.nW, g.N, C))
     mask = rng.uniform(-5.0, 0.0, size=(g.nW, g.N, g.N))
     got = _run(be, p, x, h.num_heads, g.window, mask)
-    assert_close(got, _naive_window_attention(p, x, h.num_heads, g.window, mask), atol=ATOL,
-                 what=f"window attention with a random mask, {g}, batch {batch}, {h}, seed {seed}")
+    assert_close(
+        got,
+        _naive_window_attention(p, x, h.num_heads, g.window, mask),
+        atol=ATOL,
+        what=f"window attention with a random mask, {g}, batch {batch}, {h}, seed {seed}",
+    )
 
 
-@pytest.mark.parametrize("window, num_heads, head_dim, qkv_bias", [
-    ((1, 1), 1, 1, True),  # a single token attends to itself only
-    ((2, 3), 2, 3, False),  # no qkv bias (the parameter is absent)
-    ((3, 2), 3, 1, True),  # d = 1
-    ((7, 7), 1, 2, True),  # Swin's window size
-])
+@pytest.mark.parametrize(
+    "window, num_heads, head_dim, qkv_bias",
+    [
+        ((1, 1), 1, 1, True),  # a single token attends to itself only
+        ((2, 3), 2, 3, False),  # no qkv bias (the parameter is absent)
+        ((3, 2), 3, 1, True),  # d = 1
+        ((7, 7), 1, 2, True),  # Swin's window size
+    ],
+)
 def test_window_attention_edge_cases(be, window, num_heads, head_dim, qkv_bias):
     rng = np.random.default_rng(7)
     C = num_heads * head_dim
     p = _attention_params(rng, C, num_heads, window, qkv_bias=qkv_bias)
     x = rng.standard_normal((2, window[0] * window[1], C))
     got = _run(be, p, x, num_heads, window)
-    assert_close(got, _naive_window_attention(p, x, num_heads, window), atol=ATOL,
-                 what=f"window attention, window {window}, nH {num_heads}, d {head_dim}, bias {qkv_bias}")
+    assert_close(
+        got,
+        _naive_window_attention(p, x, num_heads, window),
+        atol=ATOL,
+        what=f"window attention, window {window}, nH {num_heads}, d {head_dim}, bias {qkv_bias}",
+    )
 
 
 # ----- W-MSA equivariance ---------------------------------------------------------------------
@@ -153,8 +179,16 @@ def _block_params(rng, C, num_heads, window, mlp_ratio=2):
 
 
 def _block(be, p, x, num_heads, window, shift=(0, 0)):
-    return to_numpy(swin_block(to_namespace(p, be.xp, device=be.device), be.asarray(x),
-                               num_heads=num_heads, window=window, shift=shift, xp=be.xp))
+    return to_numpy(
+        swin_block(
+            to_namespace(p, be.xp, device=be.device),
+            be.asarray(x),
+            num_heads=num_heads,
+            window=window,
+            shift=shift,
+            xp=be.xp,
+        )
+    )
 
 
 # Rolling by whole windows only permutes the windows, and every other part of the block acts per
@@ -165,20 +199,30 @@ EQUIVARIANCE_ATOL = 1e-13
 
 
 @backend_settings
-@given(g=geometries(max_side=3, max_windows=3, max_channels=1), h=heads(max_heads=2, max_head_dim=3),
-       seed=seeds, data=st.data())
+@given(
+    g=geometries(max_side=3, max_windows=3, max_channels=1),
+    h=heads(max_heads=2, max_head_dim=3),
+    seed=seeds,
+    data=st.data(),
+)
 def test_unshifted_block_is_equivariant_to_rolls_by_whole_windows(be, g, h, seed, data):
     Mh, Mw = g.window
-    roll = (Mh * data.draw(st.integers(0, g.H // Mh - 1), label="roll in windows, rows"),
-            Mw * data.draw(st.integers(0, g.W // Mw - 1), label="roll in windows, columns"))
+    roll = (
+        Mh * data.draw(st.integers(0, g.H // Mh - 1), label="roll in windows, rows"),
+        Mw * data.draw(st.integers(0, g.W // Mw - 1), label="roll in windows, columns"),
+    )
     rng = np.random.default_rng(seed)
     C = h.num_heads * h.head_dim
     p = _block_params(rng, C, h.num_heads, g.window)
     x = rng.standard_normal((g.B, g.H, g.W, C))
     rolled_then_block = _block(be, p, np.roll(x, roll, axis=(1, 2)), h.num_heads, g.window)
     block_then_rolled = np.roll(_block(be, p, x, h.num_heads, g.window), roll, axis=(1, 2))
-    assert_close(rolled_then_block, block_then_rolled, atol=EQUIVARIANCE_ATOL,
-                 what=f"block(roll(x, {roll})) vs roll(block(x), {roll}), {g}, {h}, seed {seed}")
+    assert_close(
+        rolled_then_block,
+        block_then_rolled,
+        atol=EQUIVARIANCE_ATOL,
+        what=f"block(roll(x, {roll})) vs roll(block(x), {roll}), {g}, {h}, seed {seed}",
+    )
 
 
 def test_unshifted_block_is_not_equivariant_to_a_one_token_roll(be):

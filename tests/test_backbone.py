@@ -3,14 +3,13 @@ and its own forward; shapes, formats, per-stage norms, errors."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from semantics_helpers import random_image, random_params, run
 
 import swinref
-from semantics_helpers import random_image, random_params, run
 from swinref import SwinConfig
 from swinref.core.numerics import layer_norm
 
@@ -18,8 +17,7 @@ from swinref.core.numerics import layer_norm
 # swinref.tools.crosscheck.TOLERANCE for the reasoning behind 1e-10).
 ATOL64 = 1e-10
 
-_SMALL = dict(img_size=64, embed_dim=16, depths=(2, 2, 2), num_heads=(2, 4, 8), window_size=4,
-              num_classes=10)
+_SMALL = dict(img_size=64, embed_dim=16, depths=(2, 2, 2), num_heads=(2, 4, 8), window_size=4, num_classes=10)
 
 
 def _features(cfg, params, x, **kwargs):
@@ -33,11 +31,13 @@ def _features(cfg, params, x, **kwargs):
 def test_features_are_the_stage_outputs(data):
     """Without norms, map i is forward's ``layers.{i}`` in NCHW, for any subset and order of stages."""
     sem = data.draw(st.sampled_from(["timm", "torchvision", "detection"]), label="semantics")
-    indices = data.draw(st.lists(st.integers(0, 2), min_size=1, max_size=3, unique=True),
-                        label="out_indices")
+    indices = data.draw(st.lists(st.integers(0, 2), min_size=1, max_size=3, unique=True), label="out_indices")
     cfg = SwinConfig(**_SMALL, semantics=sem, strict_img_size=False)
-    size = (64, 64) if sem == "timm" else data.draw(st.tuples(st.integers(20, 70), st.integers(20, 70)),
-                                                    label="size")
+    size = (
+        (64, 64)
+        if sem == "timm"
+        else data.draw(st.tuples(st.integers(20, 70), st.integers(20, 70)), label="size")
+    )
     params = random_params(cfg)
     x = random_image(cfg, size)
     inter = run(cfg, params, x)[1]
@@ -60,8 +60,15 @@ def test_per_stage_norms_use_norm_i():
     normed = _features(cfg, params, x, fmt="NHWC", norm=True)
     xp = swinref.get_namespace("numpy")
     for i, (p, n) in enumerate(zip(plain, normed)):
-        want = np.asarray(layer_norm(xp.asarray(p), xp.asarray(params[f"norm{i}.weight"]),
-                                     xp.asarray(params[f"norm{i}.bias"]), eps=1e-5, xp=xp))
+        want = np.asarray(
+            layer_norm(
+                xp.asarray(p),
+                xp.asarray(params[f"norm{i}.weight"]),
+                xp.asarray(params[f"norm{i}.bias"]),
+                eps=1e-5,
+                xp=xp,
+            )
+        )
         assert np.array_equal(n, want), f"map {i}: not LayerNorm(norm{i}) of the stage output"
 
 
@@ -72,13 +79,16 @@ def test_backbone_needs_neither_final_norm_nor_head():
     assert [m.shape[1] for m in maps] == [16, 32, 64], f"channels {[m.shape[1] for m in maps]}"
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(out_indices=(3,)), r"out_indices must be .* in 0\.\.2"),
-    (dict(out_indices=()), "out_indices must be a non-empty"),
-    (dict(out_indices=(True,)), "out_indices"),
-    (dict(fmt="CHW"), "fmt must be 'NCHW' or 'NHWC'"),
-    (dict(norm=True), r"missing params \['norm0.weight'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(out_indices=(3,)), r"out_indices must be .* in 0\.\.2"),
+        (dict(out_indices=()), "out_indices must be a non-empty"),
+        (dict(out_indices=(True,)), "out_indices"),
+        (dict(fmt="CHW"), "fmt must be 'NCHW' or 'NHWC'"),
+        (dict(norm=True), r"missing params \['norm0.weight'"),
+    ],
+)
 def test_bad_backbone_arguments(kwargs, match):
     cfg = SwinConfig(**_SMALL)
     with pytest.raises(ValueError, match=match):
@@ -98,11 +108,22 @@ def test_matches_timm_features_only(img, size):
     kw = dict(img_size=img, embed_dim=16, depths=(2, 2, 2), num_heads=(2, 4, 8), window_size=4)
     cfg = SwinConfig(**kw, num_classes=10, strict_img_size=size == (img, img))
     full = randomize_(build_impl("timm", cfg), seed=3)
-    feats = timm.create_model("swin_tiny_patch4_window7_224", features_only=True, out_indices=(0, 1, 2),
-                              pretrained=False, strict_img_size=cfg.strict_img_size, **kw).double().eval()
+    feats = (
+        timm.create_model(
+            "swin_tiny_patch4_window7_224",
+            features_only=True,
+            out_indices=(0, 1, 2),
+            pretrained=False,
+            strict_img_size=cfg.strict_img_size,
+            **kw,
+        )
+        .double()
+        .eval()
+    )
     sd = {k: v for k, v in full.state_dict().items() if not k.startswith(("norm.", "head."))}
-    loaded = feats.load_state_dict({k.replace("layers.", "layers_", 1): v for k, v in sd.items()},
-                                   strict=False)
+    loaded = feats.load_state_dict(
+        {k.replace("layers.", "layers_", 1): v for k, v in sd.items()}, strict=False
+    )
     assert not loaded.missing_keys, f"timm features model left unloaded: {loaded.missing_keys[:3]}"
     params = swinref.convert_state_dict({k: v.numpy() for k, v in full.state_dict().items()}, cfg)
     x = random_image(cfg, size)

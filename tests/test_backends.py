@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_close
 
 import swinref
 from swinref.core import backend
 from swinref.core.cache import clear_caches
-from conftest import assert_close
 
 # 12x12 tokens with window 4: stage 1 has three windows per side and a shifted, masked block;
 # stage 2 (6x6) pads to 8x8 in both blocks and masks the shifted one.
-CFG = swinref.SwinConfig(img_size=48, embed_dim=16, depths=(2, 2), num_heads=(2, 4), window_size=4,
-                         num_classes=5)
+CFG = swinref.SwinConfig(
+    img_size=48, embed_dim=16, depths=(2, 2), num_heads=(2, 4), window_size=4, num_classes=5
+)
 
 # Backends differ from NumPy only in rounding (BLAS summation order, libm exp/erf-free ops);
 # the activations are at most ~7 in magnitude with the params below. float64: an ulp at 4..8 is
@@ -67,13 +68,16 @@ def test_forward_follows_input_and_matches_numpy(be, dtype):
     logits, inter = swinref.forward(params, x, CFG, return_intermediates=True)
     _, expected = numpy_forward(dtype)
     assert np.array_equal(backend.to_numpy(logits), backend.to_numpy(inter["logits"])), (
-        "the returned logits differ from intermediates['logits']")
+        "the returned logits differ from intermediates['logits']"
+    )
     for name, out in inter.items():
         assert backend.namespace(out) is backend.namespace(x), (
-            f"{name}: namespace {backend.namespace(out).__name__}, expected {backend.namespace(x).__name__}")
+            f"{name}: namespace {backend.namespace(out).__name__}, expected {backend.namespace(x).__name__}"
+        )
         assert out.dtype == x.dtype, f"{name}: dtype {out.dtype}, expected {x.dtype}"
         assert backend.device(out) == backend.device(x), (
-            f"{name}: device {backend.device(out)}, expected the input's {backend.device(x)}")
+            f"{name}: device {backend.device(out)}, expected the input's {backend.device(x)}"
+        )
         assert_close(out, expected[name], atol=ATOL[dtype], what=f"{be.name} {dtype} {name}")
 
 
@@ -83,7 +87,8 @@ def test_mixed_dtypes_are_refused(be):
     with pytest.raises(TypeError, match=r"swinref\.to_namespace") as info:
         swinref.forward(params, x32, CFG)
     assert "float64" in str(info.value) and "float32" in str(info.value), (
-        f"message should name both dtypes, got: {info.value}")
+        f"message should name both dtypes, got: {info.value}"
+    )
     params32, x64 = on(be, "float32")[0], be.asarray(X, dtype="float64")
     with pytest.raises(TypeError, match=r"swinref\.to_namespace"):
         swinref.forward(params32, x64, CFG)
@@ -118,7 +123,8 @@ def test_forward_is_deterministic(dtype):
         for label, again in (("second call", second), ("after clear_caches", third)):
             assert np.array_equal(again[name], value), (
                 f"{dtype} {name}: {label} differs by {np.max(np.abs(again[name] - value)):.3e}, "
-                "expected bitwise-identical outputs")
+                "expected bitwise-identical outputs"
+            )
 
 
 INTEGER_AND_FLOAT = {
@@ -137,12 +143,15 @@ def test_to_namespace_casts_only_floats_and_only_when_asked(be, dtype):
         want = host.dtype.name if dtype is None or host.dtype.kind != "f" else dtype
         got = moved[name]
         assert backend.namespace(got) is be.xp, (
-            f"{name}: namespace {backend.namespace(got)}, expected {be.xp}")
+            f"{name}: namespace {backend.namespace(got)}, expected {be.xp}"
+        )
         assert got.dtype == getattr(be.xp, want), (
-            f"{name}: dtype {got.dtype}, expected {want} (dtype={dtype})")
+            f"{name}: dtype {got.dtype}, expected {want} (dtype={dtype})"
+        )
         if be.device is not None:
             assert backend.device(got) == be.device, (
-                f"{name}: device {backend.device(got)}, expected {be.device}")
+                f"{name}: device {backend.device(got)}, expected {be.device}"
+            )
         back = backend.to_numpy(got)
         assert np.array_equal(back, host.astype(want)), f"{name}: values changed: {back} vs {host}"
 

@@ -14,15 +14,16 @@ from safetensors.numpy import save_file
 
 import swinref
 from swinref import read_golden
-from swinref.models import v1 as config
-from swinref.cli import main
 from swinref.artifacts.golden import METADATA_KEY, golden_input
+from swinref.cli import main
+from swinref.models import v1 as config
 
 # A tiny model registered under a test-only name so the commands (which take --model names) run
 # in milliseconds; the default swin_t path runs once, in the subprocess test.
 TINY_NAME = "swin_test_tiny"
-TINY = dict(img_size=32, patch_size=4, embed_dim=8, depths=(2, 2), num_heads=(1, 2), window_size=4,
-            num_classes=10)
+TINY = dict(
+    img_size=32, patch_size=4, embed_dim=8, depths=(2, 2), num_heads=(1, 2), window_size=4, num_classes=10
+)
 
 
 @pytest.fixture(autouse=True)
@@ -47,8 +48,15 @@ def test_golden_defaults(tmp_path, capsys, tiny_model):
     assert np.array_equal(g.input, x), "stored input is not default_rng(0).standard_normal"
     assert np.array_equal(g.logits, logits), "stored logits differ from a direct forward"
     meta = g.metadata
-    want = {"model": TINY_NAME, "dtype": "float64", "backend": "numpy", "input_seed": 0, "batch": 1,
-            "weights_source": "seeded init seed=0", "weights_digest": swinref.params_digest(params)}
+    want = {
+        "model": TINY_NAME,
+        "dtype": "float64",
+        "backend": "numpy",
+        "input_seed": 0,
+        "batch": 1,
+        "weights_source": "seeded init seed=0",
+        "weights_digest": swinref.params_digest(params),
+    }
     for field, value in want.items():
         assert meta[field] == value, f"metadata {field}: expected {value!r}, got {meta[field]!r}"
     # patch_embed, 2 blocks + stage output per stage, the one merge, norm, pre_logits
@@ -67,8 +75,19 @@ def test_golden_twice_gives_identical_bytes(tmp_path):
 
 
 def test_golden_options(tmp_path, tiny_model):
-    rc, out = golden(tmp_path, "g.safetensors", "--dtype", "float32", "--batch", "2", "--input-seed", "3",
-                     "--seed", "5", "--no-intermediates")
+    rc, out = golden(
+        tmp_path,
+        "g.safetensors",
+        "--dtype",
+        "float32",
+        "--batch",
+        "2",
+        "--input-seed",
+        "3",
+        "--seed",
+        "5",
+        "--no-intermediates",
+    )
     assert rc == 0, f"exit {rc}"
     g = read_golden(out)
     assert list(g.tensors) == ["input", "logits"], f"--no-intermediates stored {list(g.tensors)}"
@@ -80,7 +99,8 @@ def test_golden_options(tmp_path, tiny_model):
     assert got == ("float32", 2, 3, "seeded init seed=5"), f"metadata: got {got}"
     want_digest = swinref.params_digest(swinref.init_params(tiny_model, seed=5, dtype="float32"))
     assert meta["weights_digest"] == want_digest, (
-        f"digest: expected {want_digest}, got {meta['weights_digest']}")
+        f"digest: expected {want_digest}, got {meta['weights_digest']}"
+    )
 
 
 def test_weights_file_matches_seeded_init(tmp_path, tiny_model):
@@ -94,7 +114,8 @@ def test_weights_file_matches_seeded_init(tmp_path, tiny_model):
     sha = hashlib.sha256(weights.read_bytes()).hexdigest()
     assert a.metadata["weights_source"] == f"{weights} sha256={sha}", a.metadata["weights_source"]
     assert a.metadata["weights_digest"] == b.metadata["weights_digest"], (
-        "the same weights from a file and from seeded init gave different digests")
+        "the same weights from a file and from seeded init gave different digests"
+    )
 
 
 @pytest.mark.parametrize("backend_name", ["array_api_strict", "torch"])
@@ -109,13 +130,18 @@ def test_other_backend_agrees_with_numpy(tmp_path, capsys, backend_name):
     assert main(["compare", ref, other]) == 0, capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--model", "swin_x"], "unknown model 'swin_x'; expected one of: swin_tiny_patch4_window7_224, "),
-    (["--seed", "1", "--weights", "w.safetensors"],
-     "--seed picks seeded init weights; it cannot be combined"),
-    (["--weights", "nope.safetensors"], "weights file not found: nope.safetensors"),
-    (["--batch", "0"], "batch must be a positive int, got 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "swin_x"], "unknown model 'swin_x'; expected one of: swin_tiny_patch4_window7_224, "),
+        (
+            ["--seed", "1", "--weights", "w.safetensors"],
+            "--seed picks seeded init weights; it cannot be combined",
+        ),
+        (["--weights", "nope.safetensors"], "weights file not found: nope.safetensors"),
+        (["--batch", "0"], "batch must be a positive int, got 0"),
+    ],
+)
 def test_golden_bad_arguments_exit_2(tmp_path, capsys, argv, message):
     assert main(["golden", "--model", TINY_NAME, "--out", str(tmp_path / "g.safetensors"), *argv]) == 2
     err = capsys.readouterr().err
@@ -209,10 +235,13 @@ def test_compare_missing_and_misshaped_are_failures(tmp_path, pair, capsys):
     assert "intermediates/pre_logits (shape (2, 16) vs (2, 8))" in out, out
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"\x00" * 3, "is not a safetensors file: it has 3 bytes"),
-    (os.urandom(64), "is not a safetensors file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x00" * 3, "is not a safetensors file: it has 3 bytes"),
+        (os.urandom(64), "is not a safetensors file"),
+    ],
+)
 def test_compare_corrupt_file_exit_2(tmp_path, pair, capsys, content, message):
     a, _ = pair
     bad = tmp_path / "bad.safetensors"
@@ -248,14 +277,19 @@ def test_compare_negative_tolerance_exit_2(pair, capsys):
 def test_python_m_swinref_golden_swin_t(tmp_path):
     """The default command end to end: swin_t, seeded init, float64, numpy (about 2 s)."""
     out = tmp_path / "golden_swin_t.safetensors"
-    run = subprocess.run([sys.executable, "-m", "swinref", "golden", "--out", str(out)],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "swinref", "golden", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, f"exit {run.returncode}: {run.stderr}"
     g = read_golden(out)
     assert g.metadata["config"] == config.SwinConfig.named("swin_t").to_dict()
     shapes = (g.input.shape, g.logits.shape)
     assert shapes == ((1, 3, 224, 224), (1, 1000)), (
-        f"expected input (1, 3, 224, 224) and logits (1, 1000), got {shapes}")
+        f"expected input (1, 3, 224, 224) and logits (1, 1000), got {shapes}"
+    )
     # patch_embed; 2+2+6+2 blocks; 4 stage outputs; 3 merges; norm; pre_logits
     assert len(g.intermediates) == 22, f"expected 22 intermediates besides logits, got {len(g.intermediates)}"
     assert np.all(np.isfinite(g.logits)), "non-finite logits"

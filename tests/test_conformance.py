@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from swinref.core.windows import relative_position_index, shift_mask, window_partition, window_reverse
 from swinref.tools import conformance
 from swinref.tools.conformance import Case, Port, check_example, check_port
-from swinref.core.windows import relative_position_index, shift_mask, window_partition, window_reverse
 
 torch = pytest.importorskip("torch")
 
@@ -26,8 +26,14 @@ def _timm_port() -> Port:
 
     def mask(H, W, window, shift):
         # always_partition keeps the window and shift as given (no clamp to the grid)
-        block = sw.SwinTransformerBlock(dim=4, input_resolution=(H, W), num_heads=1, window_size=window,
-                                        shift_size=shift, always_partition=True)
+        block = sw.SwinTransformerBlock(
+            dim=4,
+            input_resolution=(H, W),
+            num_heads=1,
+            window_size=window,
+            shift_size=shift,
+            always_partition=True,
+        )
         if block.attn_mask is None:  # timm builds no mask without a shift: nothing is masked
             N = window[0] * window[1]
             return np.zeros(((H // window[0]) * (W // window[1]), N, N))
@@ -45,7 +51,8 @@ def _timm_port() -> Port:
         # timm keeps windows as (B*nW, Mh, Mw, C); the adapter flattens them to (B*nW, N, C)
         window_partition=lambda x, window: sw.window_partition(_t(x), window).flatten(1, 2).numpy(),
         window_reverse=lambda w, window, H, W: sw.window_reverse(
-            _t(w).unflatten(1, window), window, H, W).numpy(),
+            _t(w).unflatten(1, window), window, H, W
+        ).numpy(),
         relative_position_index=lambda window: sw.get_relative_position_index(*window).numpy(),
         shift_mask=mask,
         window_attention=attention,
@@ -56,8 +63,12 @@ def test_timm_window_functions_conform():
     report = check_port(_timm_port(), max_examples=EXAMPLES, seed=0)
     assert report.passed, report.summary()
     assert {r.function for r in report.results} == {
-        "window_partition", "window_reverse", "relative_position_index", "shift_mask", "window_attention"}, (
-        f"expected five functions checked, got {[r.function for r in report.results]}")
+        "window_partition",
+        "window_reverse",
+        "relative_position_index",
+        "shift_mask",
+        "window_attention",
+    }, f"expected five functions checked, got {[r.function for r in report.results]}"
     for r in report.results:  # golden cases + drawn ones actually ran
         assert r.examples >= len(conformance.GOLDEN_CASES), f"{r.function}: only {r.examples} examples ran"
 
@@ -80,12 +91,24 @@ def _torchvision_port() -> Port:
         rel = bias(params["relative_position_bias_table"], window)
         with torch.no_grad():
             return tv.shifted_window_attention(
-                _t(x), _t(params["qkv.weight"]), _t(params["proj.weight"]), _t(rel)[None], list(window),
-                num_heads, list(shift), qkv_bias=_t(params["qkv.bias"]), proj_bias=_t(params["proj.bias"]),
-                training=False).numpy()
+                _t(x),
+                _t(params["qkv.weight"]),
+                _t(params["proj.weight"]),
+                _t(rel)[None],
+                list(window),
+                num_heads,
+                list(shift),
+                qkv_bias=_t(params["qkv.bias"]),
+                proj_bias=_t(params["proj.bias"]),
+                training=False,
+            ).numpy()
 
-    return Port(name="torchvision", relative_position_index=index, relative_position_bias=bias,
-                shifted_window_attention=shifted)
+    return Port(
+        name="torchvision",
+        relative_position_index=index,
+        relative_position_bias=bias,
+        shifted_window_attention=shifted,
+    )
 
 
 def test_torchvision_window_functions_conform():
@@ -143,13 +166,16 @@ def _partition_column_major(x, window):
     return x.reshape(-1, Mh * Mw, C)
 
 
-@pytest.mark.parametrize("function, broken, expected_words", [
-    ("relative_position_index", _transposed_index, "index == (hi-hj+Mh-1)"),  # symmetry holds for .T
-    ("relative_position_index", _index_off_by_one, "index range"),
-    ("shift_mask", _mask_rolled_the_wrong_way, "brute force"),
-    ("shift_mask", _mask_with_minus_inf, "only 0 and -100"),
-    ("window_partition", _partition_column_major, "window_partition vs swinref"),
-])
+@pytest.mark.parametrize(
+    "function, broken, expected_words",
+    [
+        ("relative_position_index", _transposed_index, "index == (hi-hj+Mh-1)"),  # symmetry holds for .T
+        ("relative_position_index", _index_off_by_one, "index range"),
+        ("shift_mask", _mask_rolled_the_wrong_way, "brute force"),
+        ("shift_mask", _mask_with_minus_inf, "only 0 and -100"),
+        ("window_partition", _partition_column_major, "window_partition vs swinref"),
+    ],
+)
 def test_a_broken_port_fails_with_a_useful_report(function, broken, expected_words):
     report = check_port(Port(name="broken", **{function: broken}), max_examples=EXAMPLES, seed=0)
     assert not report.passed, f"expected {function} = {broken.__name__} to fail, report:\n{report}"
@@ -169,8 +195,9 @@ def test_a_wrong_roll_sign_in_shifted_attention_fails():
         # rolling by +s, attending, rolling back by -s: the mirror image of the real shift
         return tv.shifted_window_attention(x[:, ::-1, ::-1], params, num_heads, window, shift)[:, ::-1, ::-1]
 
-    report = check_port(Port(name="mirror", shifted_window_attention=rolled_the_wrong_way),
-                        max_examples=EXAMPLES, seed=0)
+    report = check_port(
+        Port(name="mirror", shifted_window_attention=rolled_the_wrong_way), max_examples=EXAMPLES, seed=0
+    )
     assert not report.passed, f"expected a wrong roll sign to fail:\n{report}"
     assert "exceeds atol" in report.failures[0].message, report.failures[0].message
 
@@ -187,8 +214,11 @@ def test_check_example_reproduces_one_case():
     port = _swinref_port()
     check_example(port, "shift_mask", Case(B=1, H=6, W=8, C=1, window=(3, 4), shift=(1, 2)))
     with pytest.raises(AssertionError, match="brute force"):
-        check_example(Port(shift_mask=_mask_rolled_the_wrong_way), "shift_mask",
-                      Case(B=1, H=6, W=8, C=1, window=(3, 4), shift=(1, 2)))
+        check_example(
+            Port(shift_mask=_mask_rolled_the_wrong_way),
+            "shift_mask",
+            Case(B=1, H=6, W=8, C=1, window=(3, 4), shift=(1, 2)),
+        )
 
 
 def test_bad_use_gives_clear_errors():
@@ -225,12 +255,18 @@ def _region_ids_off_by_one(size, window, shift, *, xp, device=None):
     return xp.asarray(3 * axis(H, Mh, sh)[:, None] + axis(W, Mw, sw)[None, :])
 
 
-@pytest.mark.parametrize("attribute, mutant, function", [
-    ("MASK_VALUE", float("-inf"), "shift_mask"),
-    ("region_ids", _region_ids_off_by_one, "shift_mask"),
-    ("relative_position_index", lambda window, *, xp, device=None: xp.asarray(_transposed_index(window)),
-     "relative_position_index"),
-])
+@pytest.mark.parametrize(
+    "attribute, mutant, function",
+    [
+        ("MASK_VALUE", float("-inf"), "shift_mask"),
+        ("region_ids", _region_ids_off_by_one, "shift_mask"),
+        (
+            "relative_position_index",
+            lambda window, *, xp, device=None: xp.asarray(_transposed_index(window)),
+            "relative_position_index",
+        ),
+    ],
+)
 def test_the_properties_kill_mutants_of_swinref(monkeypatch, attribute, mutant, function):
     from swinref.core import windows
 

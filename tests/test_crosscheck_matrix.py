@@ -16,14 +16,24 @@ pytest.importorskip("transformers")
 
 from swinref.cli import main  # noqa: E402
 from swinref.tools.crosscheck import (  # noqa: E402
-    IMPLS, MATRIX_CASES, TOLERANCE, crosscheck, matrix_case, run_matrix_cell)
+    IMPLS,
+    MATRIX_CASES,
+    TOLERANCE,
+    crosscheck,
+    matrix_case,
+    run_matrix_cell,
+)
 
 pytestmark = pytest.mark.crosscheck
 
 # swin_t at 224 once per classifier implementation; transformers' backbone shares its code path
 # with "hf" and is checked on the small cases only.
-CELLS = [(impl, case) for impl in IMPLS for case in MATRIX_CASES
-         if not (impl == "hf_backbone" and case == "swin_t_224")]
+CELLS = [
+    (impl, case)
+    for impl in IMPLS
+    for case in MATRIX_CASES
+    if not (impl == "hf_backbone" and case == "swin_t_224")
+]
 
 
 @pytest.mark.parametrize("impl,case", CELLS)
@@ -41,13 +51,16 @@ def test_matrix_cell(impl, case):
     names = {r.name for r in report.rows}
     stages = {f"layers.{i}" for i in range(cfg.num_stages)}
     final = {f"features.{i}" for i in range(cfg.num_stages)} if impl == "hf_backbone" else {"logits"}
-    assert stages | final | {"patch_embed"} <= names, f"compared layers miss {sorted((stages | final) - names)}"
+    assert stages | final | {"patch_embed"} <= names, (
+        f"compared layers miss {sorted((stages | final) - names)}"
+    )
     for dtype, tol in TOLERANCE.items():  # tolerances justified in swinref.tools.crosscheck.TOLERANCE
         rows = [r for r in report.rows if r.dtype == dtype]
         worst = max(rows, key=lambda r: r.max_abs)
         assert worst.max_abs <= tol, (
             f"{impl}/{case} {dtype}: {worst.name} differs by {worst.max_abs:.3e} > {tol}; "
-            f"first beyond tolerance {report.first_divergence[dtype]}")
+            f"first beyond tolerance {report.first_divergence[dtype]}"
+        )
     assert report.passed
 
 
@@ -57,31 +70,45 @@ def test_timm_dynamic_size(img, size):
     mask: built for 32 (stage 2 grid 4 = window: no shift) and run at 64 (grid 8) it still does not
     shift; built for 64 and run at 32 it rolls a 4x4 grid by 2 with a mask."""
     cfg, _ = matrix_case("small", "timm")
-    report = crosscheck("timm", dict(cfg.to_dict(), img_size=img), input_size=size,
-                        dtypes=("float64",), find_cause=False)
+    report = crosscheck(
+        "timm", dict(cfg.to_dict(), img_size=img), input_size=size, dtypes=("float64",), find_cause=False
+    )
     assert report.passed, report.summary()
 
 
 def test_probable_cause_names_the_matching_semantics():
     """torchvision compared with timm semantics on a grid that needs padding (15x14, window 4)
     diverges at the first shifted block; only the pad/roll order differs, and the search says so."""
-    cfg = dict(img_size=(60, 56), embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=4,
-               num_classes=5)
+    cfg = dict(img_size=(60, 56), embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=4, num_classes=5)
     report = crosscheck("torchvision", cfg, semantics="timm", dtypes=("float64",))
     assert not report.passed, report.summary()
     assert report.first_divergence["float64"] == "layers.0.blocks.1", report.first_divergence
-    assert report.cause == ("matches with semantics=torchvision: the difference is pad/roll order"), report.cause
+    assert report.cause == ("matches with semantics=torchvision: the difference is pad/roll order"), (
+        report.cause
+    )
 
 
 def test_cli_exit_codes(capsys):
-    cfg = json.dumps(dict(img_size=32, embed_dim=8, depths=[2, 2], num_heads=[2, 4], window_size=4,
-                          num_classes=5))
+    cfg = json.dumps(
+        dict(img_size=32, embed_dim=8, depths=[2, 2], num_heads=[2, 4], window_size=4, num_classes=5)
+    )
     assert main(["crosscheck", "torchvision", cfg, "--input-size", "37x30", "--dtypes", "float64"]) == 0
     out = capsys.readouterr().out
     assert "layers.1" in out and "PASS" in out, out
     # timm semantics rejects a non-multiple of the patch size that torchvision crops: divergence
-    code = main(["crosscheck", "torchvision", cfg, "--input-size", "37x30", "--dtypes", "float64",
-                 "--semantics", "timm"])
+    code = main(
+        [
+            "crosscheck",
+            "torchvision",
+            cfg,
+            "--input-size",
+            "37x30",
+            "--dtypes",
+            "float64",
+            "--semantics",
+            "timm",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1, f"expected exit code 1 on divergence, got {code}"
     assert "swinref raised" in out, out
@@ -95,8 +122,17 @@ def test_checkpoint_weights(tmp_path):
     from swinref import save_params
     from swinref.tools.crosscheck import build_impl, randomize_, resolve_config
 
-    cfg = resolve_config(dict(img_size=32, embed_dim=8, depths=[2, 2], num_heads=[2, 4], window_size=4,
-                              num_classes=5, semantics="torchvision"))
+    cfg = resolve_config(
+        dict(
+            img_size=32,
+            embed_dim=8,
+            depths=[2, 2],
+            num_heads=[2, 4],
+            window_size=4,
+            num_classes=5,
+            semantics="torchvision",
+        )
+    )
     module = randomize_(build_impl("torchvision", cfg), seed=7)
     path = tmp_path / "tv.safetensors"
     save_params({k: v.numpy() for k, v in module.state_dict().items()}, path)

@@ -16,8 +16,6 @@ import pytest
 torch = pytest.importorskip("torch", reason="the timm cross-checks need torch (pip install torch)")
 timm = pytest.importorskip("timm", reason="the timm cross-checks need timm (pip install timm)")
 
-import swinref  # noqa: E402
-from swinref.core import backend  # noqa: E402
 from timm_helpers import (  # noqa: E402
     CROSSCHECK_MODELS,
     build_timm,
@@ -28,6 +26,9 @@ from timm_helpers import (  # noqa: E402
     swinref_config,
     timm_intermediates,
 )
+
+import swinref  # noqa: E402
+from swinref.core import backend  # noqa: E402
 
 pytestmark = pytest.mark.crosscheck
 
@@ -45,8 +46,7 @@ DTYPES = tuple(ATOL)
 MODELS = tuple(CROSSCHECK_MODELS)
 
 # Paper / timm 1.0.31 parameter counts of the released ImageNet-1k classifiers.
-PUBLISHED_PARAMS = {"swin_t": 28_288_354, "swin_s": 49_606_258, "swin_b": 87_768_224,
-                    "swin_l": 196_532_476}
+PUBLISHED_PARAMS = {"swin_t": 28_288_354, "swin_s": 49_606_258, "swin_b": 87_768_224, "swin_l": 196_532_476}
 RELEASED = ("swin_t", "swin_s", "swin_b", "swin_l", "swin_b_384", "swin_l_384")
 
 
@@ -55,7 +55,7 @@ def _timm_model(key: str, dtype: str):
     return copy.deepcopy(model).double() if dtype == "float64" else model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _run(key: str, dtype: str):
     """(timm outputs by name, swinref logits, swinref intermediates) for one model and dtype."""
     cfg = swinref_config(CROSSCHECK_MODELS[key])
@@ -93,8 +93,9 @@ def test_every_intermediate_matches_timm(key, dtype):
     assert not missing, f"{key}: swinref lacks intermediates {missing}"
     diffs = {name: max_abs_diff(inter[name], ref) for name, ref in expected.items()}
     bad = {n: f"{d:.3e}" for n, d in diffs.items() if not d <= ATOL[dtype]}  # in computation order
-    assert not bad, (f"{key} {dtype}: max abs diff above {ATOL[dtype]} at {bad} "
-                     f"(first divergence: {next(iter(bad))})")
+    assert not bad, (
+        f"{key} {dtype}: max abs diff above {ATOL[dtype]} at {bad} (first divergence: {next(iter(bad))})"
+    )
 
 
 @pytest.mark.parametrize("key", MODELS + RELEASED[2:])
@@ -105,7 +106,8 @@ def test_param_shapes_equal_timm_state_dict(key):
     got = {n: tuple(v.shape) for n, v in sd.items()}
     assert list(shapes) == list(got), (
         f"{key}: names differ; only swinref: {sorted(set(shapes) - set(got))}, "
-        f"only timm: {sorted(set(got) - set(shapes))} (or the order differs)")
+        f"only timm: {sorted(set(got) - set(shapes))} (or the order differs)"
+    )
     wrong = {n: (shapes[n], got[n]) for n in shapes if shapes[n] != got[n]}
     assert not wrong, f"{key}: shapes (swinref, timm) differ at {wrong}"
 
@@ -134,10 +136,12 @@ def test_timm_state_dict_files_load_identically(tmp_path, dtype):
 
     def same(params, what):
         assert list(params) == list(direct), (
-            f"{what}: names {list(params)[:3]}..., expected {list(direct)[:3]}...")
+            f"{what}: names {list(params)[:3]}..., expected {list(direct)[:3]}..."
+        )
         for n, v in direct.items():
             assert params[n].dtype == v.dtype == np.dtype(dtype), (
-                f"{what} {n}: dtype {params[n].dtype}, expected {dtype}")
+                f"{what} {n}: dtype {params[n].dtype}, expected {dtype}"
+            )
             assert np.array_equal(params[n], v), f"{what} {n}: values differ from the in-memory state dict"
 
     for file in ("w.safetensors", "w.pth", "nested.pth"):

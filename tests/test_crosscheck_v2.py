@@ -12,7 +12,8 @@ import copy
 import dataclasses
 import functools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,17 +48,22 @@ DTYPES = ("float64", "float32")
 # grids 20 -> 10 -> 5 with window 8: stages 1 and 2 pad (timm rolls then pads, the others pad then
 # roll); stage 3 is clamped by timm and transformers (window 5, no shift), not by torchvision
 # (window 8 over a padded 8x8 grid).
-PADDED = dict(img_size=80, embed_dim=32, depths=(2, 2, 2), num_heads=(2, 4, 8), window_size=8,
-              num_classes=10)
+PADDED = dict(img_size=80, embed_dim=32, depths=(2, 2, 2), num_heads=(2, 4, 8), window_size=8, num_classes=10)
 # fine-tuned-window variant: coordinates divided by (pretrained - 1) = 5 and 3, not by 7
-PRETRAINED = dict(img_size=64, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=8,
-                  pretrained_window_sizes=(6, 4), num_classes=10)
+PRETRAINED = dict(
+    img_size=64,
+    embed_dim=32,
+    depths=(2, 2),
+    num_heads=(2, 4),
+    window_size=8,
+    pretrained_window_sizes=(6, 4),
+    num_classes=10,
+)
 # no padding anywhere (grids 16 and 8, window 8), head dim 4: transformers differs from timm only by
 # adding the shift mask twice. That changes anything only where a masked logit beats the best
 # allowed one by more than ~63 (below, exp(-100) vanishes next to 1 in float64), which random
 # weights rarely reach: with seed 1 they do, and adding the mask once moves the logits by 7.5e-5.
-DOUBLE_MASK = dict(img_size=64, embed_dim=16, depths=(2, 2), num_heads=(4, 8), window_size=8,
-                   num_classes=10)
+DOUBLE_MASK = dict(img_size=64, embed_dim=16, depths=(2, 2), num_heads=(4, 8), window_size=8, num_classes=10)
 
 
 def randomize_(module: torch.nn.Module, *, seed: int) -> torch.nn.Module:
@@ -99,18 +105,31 @@ def _build_torchvision(kw: dict[str, Any]) -> torch.nn.Module:
     if "name" in kw:
         return torchvision.models.get_model(kw["name"])
     M = kw["window_size"]
-    return SwinTransformer(patch_size=[4, 4], embed_dim=kw["embed_dim"], depths=list(kw["depths"]),
-                           num_heads=list(kw["num_heads"]), window_size=[M, M],
-                           num_classes=kw["num_classes"], stochastic_depth_prob=0.0,
-                           block=SwinTransformerBlockV2, downsample_layer=PatchMergingV2)
+    return SwinTransformer(
+        patch_size=[4, 4],
+        embed_dim=kw["embed_dim"],
+        depths=list(kw["depths"]),
+        num_heads=list(kw["num_heads"]),
+        window_size=[M, M],
+        num_classes=kw["num_classes"],
+        stochastic_depth_prob=0.0,
+        block=SwinTransformerBlockV2,
+        downsample_layer=PatchMergingV2,
+    )
 
 
 def _build_hf(kw: dict[str, Any]) -> torch.nn.Module:
     cfg = transformers.Swinv2Config(
-        image_size=kw["img_size"], patch_size=4, embed_dim=kw["embed_dim"], depths=list(kw["depths"]),
-        num_heads=list(kw["num_heads"]), window_size=kw["window_size"], num_labels=kw["num_classes"],
+        image_size=kw["img_size"],
+        patch_size=4,
+        embed_dim=kw["embed_dim"],
+        depths=list(kw["depths"]),
+        num_heads=list(kw["num_heads"]),
+        window_size=kw["window_size"],
+        num_labels=kw["num_classes"],
         pretrained_window_sizes=list(kw.get("pretrained_window_sizes", (0,) * len(kw["depths"]))),
-        drop_path_rate=0.0)
+        drop_path_rate=0.0,
+    )
     return transformers.Swinv2ForImageClassification(cfg)
 
 
@@ -147,36 +166,53 @@ def _hf_taps(model, cfg: v2.SwinV2Config) -> dict[str, tuple[str, Callable]]:
         sizes.append((sizes[-1] + 1) // 2)
 
     def grid_of(i: int, pick: Callable = lambda o: o):
-        return lambda o: pick(o).reshape(o[0].shape[0] if isinstance(o, tuple) else o.shape[0],
-                                         sizes[i], sizes[i], -1)
+        return lambda o: pick(o).reshape(
+            o[0].shape[0] if isinstance(o, tuple) else o.shape[0], sizes[i], sizes[i], -1
+        )
 
     first = lambda o: o[0]  # noqa: E731
     taps = {"patch_embed": ("swinv2.embeddings", grid_of(0, first))}
     for i, depth in enumerate(cfg.depths):
         if i:
             taps[f"layers.{i}.downsample"] = (f"swinv2.encoder.layers.{i - 1}.downsample", grid_of(i))
-        taps.update({f"layers.{i}.blocks.{j}": (f"swinv2.encoder.layers.{i}.blocks.{j}", grid_of(i, first))
-                     for j in range(depth)})
+        taps.update(
+            {
+                f"layers.{i}.blocks.{j}": (f"swinv2.encoder.layers.{i}.blocks.{j}", grid_of(i, first))
+                for j in range(depth)
+            }
+        )
         taps[f"layers.{i}"] = (f"swinv2.encoder.layers.{i}", grid_of(i, lambda o: o[1]))
     taps["norm"] = ("swinv2.layernorm", grid_of(len(cfg.depths) - 1))
     return taps
 
 
-PORTS = {"timm": (_build_timm, _timm_taps), "torchvision": (_build_torchvision, _torchvision_taps),
-         "hf": (_build_hf, _hf_taps)}
+PORTS = {
+    "timm": (_build_timm, _timm_taps),
+    "torchvision": (_build_torchvision, _torchvision_taps),
+    "hf": (_build_hf, _hf_taps),
+}
 
 # case -> (port, model kwargs, swinref config, batch, seed of the random weights)
 CASES: dict[str, tuple[str, dict[str, Any], v2.SwinV2Config, int, int]] = {
-    "timm/swinv2_tiny_window8_256": ("timm", dict(name="swinv2_tiny_window8_256"),
-                                     v2.SwinV2Config.named("swinv2_tiny_window8_256"), 2, 0),
+    "timm/swinv2_tiny_window8_256": (
+        "timm",
+        dict(name="swinv2_tiny_window8_256"),
+        v2.SwinV2Config.named("swinv2_tiny_window8_256"),
+        2,
+        0,
+    ),
     "timm/padded": ("timm", PADDED, v2.SwinV2Config(**PADDED), 2, 0),
     "timm/pretrained_window": ("timm", PRETRAINED, v2.SwinV2Config(**PRETRAINED), 2, 0),
     # torchvision's swin_v2_t is swinv2_tiny_window8_256 (trained at 256, window 8). Run at 128 to
     # save time and to reach torchvision's unclamped last stage: a 4x4 grid padded to one 8x8
     # window (timm would clamp to 4x4). At 256 the two agree; docs/v2.md has that measurement.
-    "torchvision/swin_v2_t@128": ("torchvision", dict(name="swin_v2_t"),
-                                  v2.SwinV2Config.named("swinv2_tiny_window8_256", img_size=128,
-                                                        semantics="torchvision"), 1, 0),
+    "torchvision/swin_v2_t@128": (
+        "torchvision",
+        dict(name="swin_v2_t"),
+        v2.SwinV2Config.named("swinv2_tiny_window8_256", img_size=128, semantics="torchvision"),
+        1,
+        0,
+    ),
     "torchvision/padded": ("torchvision", PADDED, v2.SwinV2Config(**PADDED, semantics="torchvision"), 2, 0),
     "hf/padded": ("hf", PADDED, v2.SwinV2Config(**PADDED, semantics="hf"), 2, 0),
     "hf/pretrained_window": ("hf", PRETRAINED, v2.SwinV2Config(**PRETRAINED, semantics="hf"), 2, 0),
@@ -184,7 +220,7 @@ CASES: dict[str, tuple[str, dict[str, Any], v2.SwinV2Config, int, int]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(case: str) -> torch.nn.Module:
     port, kw, _, _, seed = CASES[case]
     return randomize_(PORTS[port][0](kw).eval(), seed=seed)
@@ -195,7 +231,7 @@ def _input(cfg: v2.SwinV2Config, batch: int) -> np.ndarray:
     return np.random.default_rng(1).standard_normal((batch, cfg.in_chans, H, W))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _run(case: str, dtype: str):
     """(port outputs by swinref name, swinref intermediates) for one case and dtype."""
     port, _, cfg, batch, _ = CASES[case]
@@ -205,8 +241,10 @@ def _run(case: str, dtype: str):
     expected: dict[str, np.ndarray] = {}
     handles = []
     for name, (path, to_grid) in PORTS[port][1](model, cfg).items():
+
         def save(_m, _i, out, name=name, to_grid=to_grid):
             expected[name] = to_grid(out).detach().numpy().copy()
+
         handles.append(model.get_submodule(path).register_forward_hook(save))
     try:
         with torch.no_grad():
@@ -235,7 +273,8 @@ def test_float64_logits_and_intermediates_match(case):
     worst = max(diffs, key=diffs.get)
     assert diffs[worst] <= ATOL_F64, (
         f"{case}: {worst} differs by {diffs[worst]:.3e}, expected <= {ATOL_F64:.0e} "
-        f"(logits {diffs['logits']:.3e})")
+        f"(logits {diffs['logits']:.3e})"
+    )
 
 
 @pytest.mark.parametrize("case", tuple(CASES))
@@ -248,11 +287,13 @@ def test_float32_error_is_no_worse_than_the_ports(case):
         bound = F32_FACTOR * port + F32_FLOOR
         assert ours <= bound, (
             f"{case} float32 {name}: swinref is {ours:.3e} from the float64 result, expected <= "
-            f"{bound:.3e} ({F32_FACTOR} x the port's own float32 error {port:.3e} + {F32_FLOOR})")
+            f"{bound:.3e} ({F32_FACTOR} x the port's own float32 error {port:.3e} + {F32_FLOOR})"
+        )
 
 
-@pytest.mark.parametrize("case,least", [("hf/double_mask", 1e-5), ("hf/padded", 1e-3),
-                                         ("torchvision/padded", 1e-3)])
+@pytest.mark.parametrize(
+    "case,least", [("hf/double_mask", 1e-5), ("hf/padded", 1e-3), ("torchvision/padded", 1e-3)]
+)
 def test_timm_semantics_would_fail_these_cases(case, least):
     """The semantics option is what makes these cases pass: timm's would miss by far more than 1e-10."""
     expected, _ = _run(case, "float64")
@@ -264,8 +305,7 @@ def test_timm_semantics_would_fail_these_cases(case, least):
 
 
 def test_convert_detects_each_layout():
-    for case, source in (("timm/padded", "timm"), ("torchvision/padded", "torchvision"),
-                         ("hf/padded", "hf")):
+    for case, source in (("timm/padded", "timm"), ("torchvision/padded", "torchvision"), ("hf/padded", "hf")):
         got = v2.detect_source(_model(case).state_dict())
         assert got == source, f"{case}: detected {got!r}, expected {source!r}"
 
@@ -296,22 +336,26 @@ def test_named_config_matches_timm_registry(name):
     want = {n: tuple(p.shape) for n, p in model.state_dict().items()}
     assert list(got) == list(want), (
         f"{name}: names differ; only swinref {sorted(set(got) - set(want))[:4]}, "
-        f"only timm {sorted(set(want) - set(got))[:4]}")
+        f"only timm {sorted(set(want) - set(got))[:4]}"
+    )
     bad = {n: (got[n], want[n]) for n in got if got[n] != want[n]}
     assert not bad, f"{name}: shapes (swinref, timm) differ: {dict(list(bad.items())[:4])}"
     assert tuple(model.patch_embed.img_size) == cfg.image_hw, (
-        f"{name}: img_size {cfg.image_hw}, timm builds for {model.patch_embed.img_size}")
+        f"{name}: img_size {cfg.image_hw}, timm builds for {model.patch_embed.img_size}"
+    )
     for i, stage in enumerate(model.layers):
         blk = stage.blocks[0]
         want_pw = tuple(blk.attn.pretrained_window_size)
         assert cfg.pretrained_window(i) == want_pw, (
-            f"{name} stage {i}: pretrained window {cfg.pretrained_window(i)}, timm {want_pw}")
+            f"{name} stage {i}: pretrained window {cfg.pretrained_window(i)}, timm {want_pw}"
+        )
         res = tuple(blk.input_resolution)
         geo = v2.block_geometry(res, cfg, stage=i, shifted=len(stage.blocks) > 1)
         shifted = stage.blocks[1] if len(stage.blocks) > 1 else blk
         assert (geo.window, geo.shift) == (tuple(shifted.window_size), tuple(shifted.shift_size)), (
             f"{name} stage {i}: window/shift {(geo.window, geo.shift)}, timm "
-            f"{(shifted.window_size, shifted.shift_size)}")
+            f"{(shifted.window_size, shifted.shift_size)}"
+        )
 
 
 def test_tiny_param_count_matches_timm_and_torchvision():
@@ -319,13 +363,15 @@ def test_tiny_param_count_matches_timm_and_torchvision():
     meta = timm.create_model("swinv2_tiny_window8_256", device="meta")
     timm_count = sum(p.numel() for p in meta.parameters())
     assert v2.count_params(cfg) == timm_count == 28_347_154, (
-        f"count_params {v2.count_params(cfg)}, timm {timm_count}, expected 28,347,154")
+        f"count_params {v2.count_params(cfg)}, timm {timm_count}, expected 28,347,154"
+    )
     # torchvision stores the k third of its fused qkv bias (unused): C per block more
     tv = _model("torchvision/swin_v2_t@128")
     extra = sum(cfg.stage_dim(i) * d for i, d in enumerate(cfg.depths))
     tv_count = sum(p.numel() for p in tv.parameters())
     assert tv_count == v2.count_params(cfg) + extra, (
-        f"torchvision {tv_count}, expected {v2.count_params(cfg) + extra}")
+        f"torchvision {tv_count}, expected {v2.count_params(cfg) + extra}"
+    )
 
 
 @pytest.mark.parametrize("window", [1, 2, 3, 7, 8, 12, 16, 24])
@@ -340,4 +386,5 @@ def test_coords_table_is_bitwise_timms(window, pretrained):
     got = np.asarray(v2.relative_coords_table((window, window), (pretrained, pretrained), xp=xp))
     assert got.dtype == np.float32, f"table dtype {got.dtype}, expected float32"
     assert np.array_equal(got, want), (
-        f"window {window}, pretrained {pretrained}: max diff {np.max(np.abs(got - want)):.3e}, expected 0")
+        f"window {window}, pretrained {pretrained}: max diff {np.max(np.abs(got - want)):.3e}, expected 0"
+    )

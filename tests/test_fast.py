@@ -6,21 +6,30 @@ import mpmath
 import numpy as np
 import pytest
 from hypothesis import given
+from strategies import gelu_inputs
 
 import swinref
 from swinref.models import v1_fast as fast
 from swinref.models.v1 import SwinConfig
-from strategies import gelu_inputs
 
 # Small configs that reach every branch of the fast path:
 # "pad": grids 10x12 -> 5x6 -> 3x3 with window 4: roll-then-pad in stages 0 and 1, an odd merge,
 #        a clamped last stage (window 3, no shift); "rect": a non-square window (4, 2) with shift
 #        (2, 1), no qkv bias, no patch norm, no head (pooled features out).
 SMALL = {
-    "pad": SwinConfig(img_size=(40, 48), embed_dim=16, depths=(2, 2, 2), num_heads=(2, 2, 4),
-                      window_size=4, num_classes=10),
-    "rect": SwinConfig(img_size=32, embed_dim=12, depths=(2, 2), num_heads=(3, 3), window_size=(4, 2),
-                       qkv_bias=False, patch_norm=False, num_classes=0),
+    "pad": SwinConfig(
+        img_size=(40, 48), embed_dim=16, depths=(2, 2, 2), num_heads=(2, 2, 4), window_size=4, num_classes=10
+    ),
+    "rect": SwinConfig(
+        img_size=32,
+        embed_dim=12,
+        depths=(2, 2),
+        num_heads=(3, 3),
+        window_size=(4, 2),
+        qkv_bias=False,
+        patch_norm=False,
+        num_classes=0,
+    ),
 }
 
 # Tolerances, relative to each tensor's scale max(1, max |precise|): the fast path reassociates sums
@@ -44,16 +53,19 @@ def compare(cfg: SwinConfig, dtype: str, batch: int) -> None:
     ref, ref_inter = swinref.forward(params, x, cfg, return_intermediates=True)
     got, got_inter = swinref.forward(params, x, cfg, return_intermediates=True, mode="fast")
     assert sorted(got_inter) == sorted(ref_inter), (
-        f"intermediate names: expected {sorted(ref_inter)}, got {sorted(got_inter)}")
+        f"intermediate names: expected {sorted(ref_inter)}, got {sorted(got_inter)}"
+    )
     items = [("output", ref, got)] + [(k, ref_inter[k], got_inter[k]) for k in ref_inter]
     for name, r, g in items:
         r = np.asarray(r)
         assert g.dtype == r.dtype and g.shape == r.shape, (
-            f"{name}: expected {r.dtype}{r.shape}, got {g.dtype}{g.shape}")
+            f"{name}: expected {r.dtype}{r.shape}, got {g.dtype}{g.shape}"
+        )
         diff = np.abs(g.astype(np.float64) - r.astype(np.float64)).max()
         bound = TOL[dtype] * max(1.0, float(np.abs(r).max()))
         assert diff <= bound, (
-            f"{name} ({dtype}): expected max |fast - precise| <= {bound:.3e}, got {diff:.3e}")
+            f"{name} ({dtype}): expected max |fast - precise| <= {bound:.3e}, got {diff:.3e}"
+        )
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -121,7 +133,8 @@ def assert_gelu_accurate(x: np.ndarray) -> None:
     worst = int(np.argmax(err / bound))
     assert np.all(err <= bound), (
         f"{x.dtype} GELU({x[worst]!r}): expected {expected[worst]!r}, got {got[worst]!r} "
-        f"(error {err[worst]:.3e} > bound {bound[worst]:.3e})")
+        f"(error {err[worst]:.3e} > bound {bound[worst]:.3e})"
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -142,7 +155,8 @@ def test_gelu_keeps_nan_and_shape():
     with np.errstate(invalid="ignore"):
         got = fast.gelu_(x.copy())
     assert got.shape == (2, 2) and got.dtype == np.float32, (
-        f"expected float32 (2, 2), got {got.dtype}{got.shape}")
+        f"expected float32 (2, 2), got {got.dtype}{got.shape}"
+    )
     assert np.isnan(got[0, 0]), f"GELU(nan): expected nan, got {got[0, 0]}"
     assert got[1, 0] == np.inf, f"GELU(inf): expected inf, got {got[1, 0]}"
 

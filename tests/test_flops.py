@@ -8,6 +8,7 @@ import io
 import pytest
 
 import swinref
+from swinref.cli.info import register, render_info
 from swinref.models.v1 import SHORT_NAMES, SwinConfig
 from swinref.tools.flops import (
     COMPONENTS,
@@ -16,7 +17,6 @@ from swinref.tools.flops import (
     global_msa_flops,
     window_msa_flops,
 )
-from swinref.cli.info import register, render_info
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_GFLOPS))
@@ -31,9 +31,12 @@ def test_norms_are_counted_only_on_request():
     bare, with_norms = count_flops(cfg), count_flops(cfg, include_norms=True)
     assert bare.by_component()["norm"] == 0, f"expected no norm MACs, got {bare.by_component()['norm']}"
     # one MAC per LayerNorm element: patch norm 56*56*96, per block 2*h*w*C, merges h*w*4C, final norm
-    expected = 56 * 56 * 96 + sum(
-        d * 2 * (56 >> i) ** 2 * 96 * 2**i for i, d in enumerate(cfg.depths)
-    ) + sum((56 >> i) ** 2 * 4 * 96 * 2 ** (i - 1) for i in (1, 2, 3)) + 7 * 7 * 768
+    expected = (
+        56 * 56 * 96
+        + sum(d * 2 * (56 >> i) ** 2 * 96 * 2**i for i, d in enumerate(cfg.depths))
+        + sum((56 >> i) ** 2 * 4 * 96 * 2 ** (i - 1) for i in (1, 2, 3))
+        + 7 * 7 * 768
+    )
     got = with_norms.by_component()["norm"]
     assert got == expected, f"expected {expected} norm MACs, got {got}"
     assert with_norms.total - bare.total == expected, "norms must be the only difference"
@@ -89,8 +92,9 @@ def test_headless_config_has_no_classifier_macs():
 
 @pytest.mark.parametrize("name", ["swin_t", "swin_s", "swin_b", "swin_l"])
 def test_params_match_count_params_and_the_spec(name):
-    expected = {"swin_t": 28_288_354, "swin_s": 49_606_258, "swin_b": 87_768_224,
-                "swin_l": 196_532_476}[name]  # measured on timm 1.0.31 (and torchvision 0.29.1, identical)
+    expected = {"swin_t": 28_288_354, "swin_s": 49_606_258, "swin_b": 87_768_224, "swin_l": 196_532_476}[
+        name
+    ]  # measured on timm 1.0.31 (and torchvision 0.29.1, identical)
     got = swinref.count_params(SwinConfig.named(name))
     assert got == expected, f"{name}: expected {expected:,} params, got {got:,}"
 

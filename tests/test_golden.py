@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import Phase, find, given, settings
 from safetensors.numpy import save_file
+from strategies import golden_tensors, perturbations
 
 import swinref
 from swinref import GoldenFileError, SwinConfig, read_golden, write_golden
@@ -23,12 +24,12 @@ from swinref.artifacts.golden import (
     default_tolerance,
     golden_input,
 )
-from strategies import golden_tensors, perturbations
 
 # Two stages on an 8x8 token grid with window 4: shifted blocks and masks in stage 0, the window
 # clamp in stage 1 (4x4 grid = window), one patch merging; a forward takes milliseconds.
-TINY = SwinConfig(img_size=32, patch_size=4, embed_dim=8, depths=(2, 2), num_heads=(1, 2),
-                  window_size=4, num_classes=10)
+TINY = SwinConfig(
+    img_size=32, patch_size=4, embed_dim=8, depths=(2, 2), num_heads=(1, 2), window_size=4, num_classes=10
+)
 
 
 # strategy self-checks only need one example each: no shrinking, no example database
@@ -40,10 +41,17 @@ def make_golden(path, *, dtype="float64", seed=0, input_seed=0, batch=2, interme
     params = swinref.init_params(cfg, seed=seed, dtype=dtype)
     x = golden_input(cfg, batch=batch, seed=input_seed, dtype=dtype)
     logits, inter = swinref.forward(params, x, cfg, return_intermediates=True)
-    meta = write_golden(path, cfg=cfg, params=params, x=x, logits=logits,
-                        intermediates=inter if intermediates else None,
-                        metadata=dict(model="tiny", backend="numpy",
-                                      weights_source=f"seeded init seed={seed}", input_seed=input_seed))
+    meta = write_golden(
+        path,
+        cfg=cfg,
+        params=params,
+        x=x,
+        logits=logits,
+        intermediates=inter if intermediates else None,
+        metadata=dict(
+            model="tiny", backend="numpy", weights_source=f"seeded init seed={seed}", input_seed=input_seed
+        ),
+    )
     return dict(params=params, x=x, logits=logits, inter=inter, meta=meta)
 
 
@@ -70,10 +78,12 @@ def test_round_trip_is_exact(tmp_path, dtype):
     for name, want in expected.items():
         got = g.tensors[name]
         assert got.dtype == want.dtype and got.shape == want.shape, (
-            f"{name}: expected {want.dtype} {want.shape}, got {got.dtype} {got.shape}")
+            f"{name}: expected {want.dtype} {want.shape}, got {got.dtype} {got.shape}"
+        )
         assert got.tobytes() == np.ascontiguousarray(want).tobytes(), f"{name}: bytes differ after round trip"
     assert list(g.intermediates) == [n for n in made["inter"] if n != "logits"], (
-        f"intermediate names: expected forward order, got {list(g.intermediates)}")
+        f"intermediate names: expected forward order, got {list(g.intermediates)}"
+    )
 
 
 def test_metadata_fields(golden64):
@@ -120,7 +130,8 @@ def test_no_intermediates_stores_input_and_logits_only(tmp_path):
     g = read_golden(path)
     assert list(g.tensors) == ["input", "logits"], f"expected only input and logits, got {list(g.tensors)}"
     assert g.metadata["intermediates"] == [], (
-        f"expected no intermediate names, got {g.metadata['intermediates']}")
+        f"expected no intermediate names, got {g.metadata['intermediates']}"
+    )
 
 
 def test_same_arguments_write_identical_bytes(tmp_path):
@@ -140,30 +151,43 @@ def test_round_trip_keeps_every_bit(tmp_path_factory, arrays):
     assert g.input.tobytes() == x.tobytes(), f"input bytes changed: {x!r} -> {g.input!r}"
     assert g.logits.tobytes() == logits.tobytes(), f"logits bytes changed: {logits!r} -> {g.logits!r}"
     assert g.metadata["input_seed"] is None and "input_recipe" not in g.metadata, (
-        f"an input given by the caller must carry no seed; got {g.metadata.get('input_seed')!r}")
+        f"an input given by the caller must carry no seed; got {g.metadata.get('input_seed')!r}"
+    )
 
 
 def test_write_refuses_bad_arguments(tmp_path):
     x = golden_input(TINY)
     with pytest.raises(ValueError, match=r"unknown golden metadata fields \['when'\]; expected a subset"):
-        write_golden(tmp_path / "g.safetensors", cfg=TINY, params={}, x=x, logits=np.zeros((1, 10)),
-                     metadata={"when": "now"})
+        write_golden(
+            tmp_path / "g.safetensors",
+            cfg=TINY,
+            params={},
+            x=x,
+            logits=np.zeros((1, 10)),
+            metadata={"when": "now"},
+        )
     with pytest.raises(TypeError, match="input dtype must be float32 or float64, got int64"):
-        write_golden(tmp_path / "g.safetensors", cfg=TINY, params={}, x=x.astype(np.int64),
-                     logits=np.zeros((1, 10)))
+        write_golden(
+            tmp_path / "g.safetensors", cfg=TINY, params={}, x=x.astype(np.int64), logits=np.zeros((1, 10))
+        )
     with pytest.raises(TypeError, match="'logits' is float32 but the input is float64"):
-        write_golden(tmp_path / "g.safetensors", cfg=TINY, params={}, x=x,
-                     logits=np.zeros((1, 10), dtype=np.float32))
+        write_golden(
+            tmp_path / "g.safetensors", cfg=TINY, params={}, x=x, logits=np.zeros((1, 10), dtype=np.float32)
+        )
 
 
 def test_golden_tensor_strategy_reaches_special_values():
     # the round-trip property is only as good as the values it sees
     def has(kind):
         return lambda xs: any(kind(a).any() for a in xs)
-    for what, kind in (("NaN", np.isnan), ("infinity", np.isinf),
-                       ("-0.0", lambda a: (a == 0) & np.signbit(a)),
-                       ("a float32 array", lambda a: np.array(a.dtype == np.float32)),
-                       ("a float64 array", lambda a: np.array(a.dtype == np.float64))):
+
+    for what, kind in (
+        ("NaN", np.isnan),
+        ("infinity", np.isinf),
+        ("-0.0", lambda a: (a == 0) & np.signbit(a)),
+        ("a float32 array", lambda a: np.array(a.dtype == np.float32)),
+        ("a float64 array", lambda a: np.array(a.dtype == np.float64)),
+    ):
         # find raises NoSuchExample when no draw satisfies the condition
         found = find(golden_tensors(), has(kind), settings=QUICK_FIND)
         assert any(kind(a).any() for a in found), f"golden_tensors never draws {what}"
@@ -182,7 +206,8 @@ def test_compare_with_itself_passes(golden64):
     result = compare_golden(path, path)
     assert result.passed, f"self-comparison failed: {result.failures}"
     assert (result.atol, result.rtol) == (FLOAT64_ATOL, 0.0), (
-        f"default tolerance: expected ({FLOAT64_ATOL}, 0.0), got ({result.atol}, {result.rtol})")
+        f"default tolerance: expected ({FLOAT64_ATOL}, 0.0), got ({result.atol}, {result.rtol})"
+    )
     assert all(r.max_abs == 0.0 for r in result.rows), "self-comparison found a nonzero difference"
     assert len(result.rows) == len(read_golden(path).tensors), "not every tensor was compared"
 
@@ -203,11 +228,13 @@ def test_perturbation_fails_exactly_beyond_tolerance(golden64, p):
     row = rows[name]
     assert row.passed == (realised <= p.atol), (
         f"{name}: |diff| {realised:.3e} vs atol {p.atol:.1e}: "
-        f"expected passed={realised <= p.atol}, got {row.passed}")
+        f"expected passed={realised <= p.atol}, got {row.passed}"
+    )
     assert row.max_abs == realised, f"{name}: max abs expected {realised!r}, got {row.max_abs!r}"
     if realised > 0:
         assert row.worst_index == tuple(int(i) for i in index), (
-            f"{name}: worst index expected {index}, got {row.worst_index}")
+            f"{name}: worst index expected {index}, got {row.worst_index}"
+        )
     others = [r for r in result.rows if r.name != name]
     assert all(r.passed and r.max_abs == 0 for r in others), "an untouched tensor reported a difference"
     assert result.passed == row.passed, "overall verdict disagrees with the one perturbed tensor"
@@ -221,7 +248,8 @@ def test_missing_tensor_and_shape_mismatch_are_failures(tmp_path, golden64):
     missing = [r for r in result.rows if r.problem == "missing in B"]
     n_inter = len(read_golden(path).metadata["intermediates"])
     assert len(missing) == n_inter and all(r.name.startswith("intermediates/") for r in missing), (
-        f"expected {n_inter} intermediates missing in B, got {[r.name for r in missing]}")
+        f"expected {n_inter} intermediates missing in B, got {[r.name for r in missing]}"
+    )
     assert not result.passed, "missing tensors must fail the comparison"
     passing = {r.name for r in result.rows if r.passed}
     assert passing == {"input", "logits"}, f"expected input and logits to match, got {passing}"
@@ -255,17 +283,21 @@ def test_float32_run_agrees_with_float64_under_default_tolerance(tmp_path):
     assert max(r.max_abs for r in result.rows) > 0, "float32 and float64 runs should not be identical"
 
 
-@pytest.mark.parametrize("a, b, passed, max_abs", [
-    ([np.nan, 1.0], [np.nan, 1.0], True, 0.0),
-    ([np.inf, -np.inf], [np.inf, -np.inf], True, 0.0),
-    ([np.nan], [0.0], False, np.inf),
-    ([1.0], [np.inf], False, np.inf),
-    ([0.0], [-0.0], True, 0.0),
-])
+@pytest.mark.parametrize(
+    "a, b, passed, max_abs",
+    [
+        ([np.nan, 1.0], [np.nan, 1.0], True, 0.0),
+        ([np.inf, -np.inf], [np.inf, -np.inf], True, 0.0),
+        ([np.nan], [0.0], False, np.inf),
+        ([1.0], [np.inf], False, np.inf),
+        ([0.0], [-0.0], True, 0.0),
+    ],
+)
 def test_special_values(a, b, passed, max_abs):
     row = compare_arrays("t", np.array(a), np.array(b), atol=1e-10, rtol=0.0)
     assert (row.passed, row.max_abs) == (passed, max_abs), (
-        f"{a} vs {b}: expected {(passed, max_abs)}, got {row}")
+        f"{a} vs {b}: expected {(passed, max_abs)}, got {row}"
+    )
 
 
 def test_difference_equal_to_tolerance_passes():
@@ -273,7 +305,8 @@ def test_difference_equal_to_tolerance_passes():
     a, b = np.array([1.0]), np.array([1.0 + 2.0**-20])
     assert compare_arrays("t", a, b, atol=2.0**-20, rtol=0.0).passed, "|A - B| == atol must pass"
     assert not compare_arrays("t", a, b, atol=np.nextafter(2.0**-20, 0), rtol=0.0).passed, (
-        "|A - B| one ulp above atol must fail")
+        "|A - B| one ulp above atol must fail"
+    )
 
 
 def test_relative_tolerance_scales_with_reference():
@@ -342,8 +375,11 @@ def test_pickle_file_is_never_unpickled(tmp_path):
 def test_foreign_safetensors_file(tmp_path):
     foreign = tmp_path / "foreign.safetensors"
     save_file({"weight": np.zeros(3)}, str(foreign), metadata={"format": "pt"})
-    with pytest.raises(GoldenFileError, match=r"safetensors file but not a swinref golden file: it has no "
-                                              r"'swinref' metadata entry \(metadata keys: \['format'\]\)"):
+    with pytest.raises(
+        GoldenFileError,
+        match=r"safetensors file but not a swinref golden file: it has no "
+        r"'swinref' metadata entry \(metadata keys: \['format'\]\)",
+    ):
         read_golden(foreign)
     save_file({"weight": np.zeros(3)}, str(foreign))
     with pytest.raises(GoldenFileError, match="metadata keys: none"):
@@ -359,12 +395,18 @@ def test_bad_metadata(tmp_path, golden64):
         ("[1, 2]", "the 'swinref' metadata must be a JSON object"),
         (json.dumps({**meta, "format": "other"}), "metadata format is 'other', expected 'swinref-golden'"),
         (json.dumps({**meta, "format_version": 99}), "golden format version 99 is not supported"),
-        (json.dumps({k: v for k, v in meta.items() if k not in ("dtype", "batch")}),
-         r"lacks required fields \['dtype', 'batch'\]; expected all of"),
-        (json.dumps({**meta, "config": {**meta["config"], "window_size": 0}}),
-         "invalid model config: invalid SwinConfig:\n  - window_size must be >= 1"),
-        (json.dumps({**meta, "intermediates": meta["intermediates"] + ["layers.9"]}),
-         r"tensors named in the metadata are missing: \['intermediates/layers.9'\]"),
+        (
+            json.dumps({k: v for k, v in meta.items() if k not in ("dtype", "batch")}),
+            r"lacks required fields \['dtype', 'batch'\]; expected all of",
+        ),
+        (
+            json.dumps({**meta, "config": {**meta["config"], "window_size": 0}}),
+            "invalid model config: invalid SwinConfig:\n  - window_size must be >= 1",
+        ),
+        (
+            json.dumps({**meta, "intermediates": meta["intermediates"] + ["layers.9"]}),
+            r"tensors named in the metadata are missing: \['intermediates/layers.9'\]",
+        ),
         (json.dumps({**meta, "dtype": "float32"}), "input is float64 but the metadata says float32"),
     ]
     for value, message in cases:

@@ -17,22 +17,29 @@ import pytest
 pytest.importorskip("PIL")
 pytest.importorskip("distributed")
 
-from hypothesis import given, strategies as st  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st
 from PIL import Image  # noqa: E402
-
-import swinref  # noqa: E402
-from swinref.models import v1 as config  # noqa: E402
-from swinref.cli import main  # noqa: E402
-from swinref.artifacts.goldenset import (  # noqa: E402
-    MANIFEST, GoldenSetError, compare_stores, connect, encode_shard, open_store, run_golden_set,
-)
-from swinref.artifacts.imageset import EvalTransform, list_images  # noqa: E402
-
 from strategies import image_sizes  # noqa: E402
 
+import swinref  # noqa: E402
+from swinref.artifacts.goldenset import (  # noqa: E402
+    MANIFEST,
+    GoldenSetError,
+    compare_stores,
+    connect,
+    encode_shard,
+    open_store,
+    run_golden_set,
+)
+from swinref.artifacts.imageset import EvalTransform, list_images  # noqa: E402
+from swinref.cli import main  # noqa: E402
+from swinref.models import v1 as config  # noqa: E402
+
 TINY_NAME = "swin_test_tiny"
-TINY = dict(img_size=32, patch_size=4, embed_dim=8, depths=(2, 2), num_heads=(1, 2), window_size=4,
-            num_classes=10)
+TINY = dict(
+    img_size=32, patch_size=4, embed_dim=8, depths=(2, 2), num_heads=(1, 2), window_size=4, num_classes=10
+)
 CFG = swinref.SwinConfig(**TINY)
 BATCH = 3
 GOOD = ["a_rgb.png", "b_rgba.png", "c_grey.png", "d_rgb.jpg", "e_grey.jpg", "f_palette.png"]
@@ -76,8 +83,16 @@ def params():
 
 def run(image_dir, out, params, client, **kwargs):
     kwargs.setdefault("batch_size", BATCH)
-    return run_golden_set(image_dir, out, cfg=CFG, params=params, model=TINY_NAME, client=client,
-                          weights_source="seeded init seed=0", **kwargs)
+    return run_golden_set(
+        image_dir,
+        out,
+        cfg=CFG,
+        params=params,
+        model=TINY_NAME,
+        client=client,
+        weights_source="seeded init seed=0",
+        **kwargs,
+    )
 
 
 def digests(store) -> dict[str, str]:
@@ -117,13 +132,15 @@ def test_grey_and_alpha_conversion(image_dir):
     grey = t((image_dir / "c_grey.png").read_bytes())
     pixels = grey * np.asarray(t.std)[:, None, None] + np.asarray(t.mean)[:, None, None]
     # exact up to the float64 round trip of (p / 255 - mean) / std, |p| <= 1: 1e-15 is ~5 ulp
-    assert np.abs(pixels[0] - pixels[1]).max() < 1e-15 and np.abs(pixels[0] - pixels[2]).max() < 1e-15, \
+    assert np.abs(pixels[0] - pixels[1]).max() < 1e-15 and np.abs(pixels[0] - pixels[2]).max() < 1e-15, (
         "expected a grey image replicated to three equal channels"
+    )
     rgba = Image.open(image_dir / "b_rgba.png")
     rgb_only = io.BytesIO()
     rgba.convert("RGB").save(rgb_only, format="PNG")
-    assert np.array_equal(t((image_dir / "b_rgba.png").read_bytes()), t(rgb_only.getvalue())), \
+    assert np.array_equal(t((image_dir / "b_rgba.png").read_bytes()), t(rgb_only.getvalue())), (
         "expected RGBA to equal its RGB channels (alpha dropped, no compositing)"
+    )
 
 
 @given(size=image_sizes(), colour=st.tuples(*[st.integers(0, 255)] * 3).map(tuple))
@@ -136,8 +153,9 @@ def test_constant_image_stays_constant(size, colour):
     want = (np.asarray(colour) / 255.0 - np.asarray(t.mean)) / np.asarray(t.std)
     assert got.shape == (3, 32, 32), f"expected (3, 32, 32), got {got.shape}"
     # bicubic weights sum to one, so a constant image resizes to itself (Pillow rounds to uint8)
-    assert np.array_equal(got, np.broadcast_to(want[:, None, None], got.shape)), \
+    assert np.array_equal(got, np.broadcast_to(want[:, None, None], got.shape)), (
         f"expected every pixel {want}, got range {got.min(axis=(1, 2))}..{got.max(axis=(1, 2))}"
+    )
 
 
 def test_bad_bytes_raise_bad_image_error(image_dir):
@@ -169,8 +187,9 @@ def test_run_on_two_workers(clean_store, image_dir, params, client):
     out, report = clean_store
     threads = list(client.nthreads().values())
     assert threads == [1, 1], f"expected 2 workers of 1 thread, got {client.nthreads()}"
-    env = client.run(lambda: (os.environ.get("OPENBLAS_NUM_THREADS"),
-                              os.environ.get("MALLOC_TRIM_THRESHOLD_")))
+    env = client.run(
+        lambda: (os.environ.get("OPENBLAS_NUM_THREADS"), os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    )
     # one BLAS thread per worker; no MALLOC_TRIM_THRESHOLD_, which slows the forward (goldenset.connect)
     assert set(env.values()) == {("1", None)}, f"expected ('1', None) in every worker, got {env}"
     assert (report.shards, report.shards_computed, report.complete) == (3, 3, True), report
@@ -200,8 +219,23 @@ def test_run_on_two_workers(clean_store, image_dir, params, client):
 def test_cli_images_with_intermediates(tmp_path, image_dir, clean_store, monkeypatch, capsys):
     monkeypatch.setitem(config.MODEL_ZOO, TINY_NAME, TINY)
     out = tmp_path / "cli"
-    rc = main(["golden", "--images", str(image_dir), "--model", TINY_NAME, "--out", str(out),
-               "--workers", "2", "--batch-size", str(BATCH), "--intermediates", "patch_embed,layers.1"])
+    rc = main(
+        [
+            "golden",
+            "--images",
+            str(image_dir),
+            "--model",
+            TINY_NAME,
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--batch-size",
+            str(BATCH),
+            "--intermediates",
+            "patch_embed,layers.1",
+        ]
+    )
     shown = capsys.readouterr().out
     assert rc == 0, f"expected exit 0, got {rc}:\n{shown}"
     for text in ("7 images in 3 shards", "skipped 1 unreadable", BROKEN):
@@ -212,8 +246,9 @@ def test_cli_images_with_intermediates(tmp_path, image_dir, clean_store, monkeyp
         assert {"intermediates/patch_embed", "intermediates/layers.1"} <= set(tensors), sorted(tensors)
         stage = tensors["intermediates/layers.1"]
         assert stage.shape[1:] == (4, 4, 16), f"expected (b, 4, 4, 16), got {stage.shape}"
-        assert np.array_equal(tensors["logits"], ref.read_shard(key)[0]["logits"]), \
+        assert np.array_equal(tensors["logits"], ref.read_shard(key)[0]["logits"]), (
             f"shard {key}: the CLI's logits differ from the API run's"
+        )
 
 
 # ----- resume --------------------------------------------------------------------------------
@@ -253,8 +288,12 @@ g._write_atomic = write_then_die
 sys.exit(main(["golden", "--images", {str(image_dir)!r}, "--model", {TINY_NAME!r}, "--out", {str(out)!r},
                "--workers", "1", "--batch-size", "1"]))
 """
-    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         _, err = proc.communicate(timeout=60)
     finally:
@@ -287,9 +326,12 @@ def test_corrupt_and_foreign_shards_are_redone(tmp_path, clean_store, image_dir,
         shard.write_bytes(bytes(data))
         compare_stores(out, clean_store[0])
     # shard 2 replaced by a whole shard of another store, unknown to the manifest
-    foreign = encode_shard({"names": ["f_palette.png"], "skipped": [],
-                            "tensors": {"logits": np.zeros((1, 10))}}, sid="0" * 64, index=2,
-                           image_sha256=["0" * 64])
+    foreign = encode_shard(
+        {"names": ["f_palette.png"], "skipped": [], "tensors": {"logits": np.zeros((1, 10))}},
+        sid="0" * 64,
+        index=2,
+        image_sha256=["0" * 64],
+    )
     (out / "shards" / "00002.safetensors").write_bytes(foreign)
     manifest = json.loads((out / MANIFEST).read_text())
     del manifest["shards"]["00002"]
@@ -297,8 +339,10 @@ def test_corrupt_and_foreign_shards_are_redone(tmp_path, clean_store, image_dir,
     report = run(image_dir, out, params, client)
     assert report.shards_computed == 2, report
     notes = " | ".join(report.notes)
-    for text in ("shard 00001 does not match its manifest sha256 (corrupt)",
-                 "shard 00002 on disk is not a shard of this store"):
+    for text in (
+        "shard 00001 does not match its manifest sha256 (corrupt)",
+        "shard 00002 on disk is not a shard of this store",
+    ):
         assert text in notes, f"expected note {text!r}, got {notes}"
     assert digests(out) == digests(clean_store[0]), "redone shards differ from the clean run"
 
@@ -318,8 +362,15 @@ def test_store_of_another_config_is_refused(tmp_path, clean_store, image_dir):
 def test_unreachable_scheduler(tmp_path, image_dir, params):
     start = time.monotonic()
     with pytest.raises(GoldenSetError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
-        run_golden_set(image_dir, tmp_path / "s", cfg=CFG, params=params, batch_size=BATCH,
-                       scheduler="tcp://127.0.0.1:9", connect_timeout=2)
+        run_golden_set(
+            image_dir,
+            tmp_path / "s",
+            cfg=CFG,
+            params=params,
+            batch_size=BATCH,
+            scheduler="tcp://127.0.0.1:9",
+            connect_timeout=2,
+        )
     elapsed = time.monotonic() - start
     # 2 s of connection attempts plus the listing, the params digest and the store set-up
     assert elapsed < 8, f"expected the error soon after the 2 s connect timeout, took {elapsed:.1f} s"
@@ -361,8 +412,12 @@ def test_store_compared_with_perturbed_copy(tmp_path, clean_store, capsys):
     tensors["logits"] = tensors["logits"].copy()
     tensors["logits"][row, 3] += 1e-6
     skipped = [(s["name"], s["reason"]) for s in meta["skipped"]]
-    data = encode_shard({"names": meta["images"], "skipped": skipped, "tensors": tensors},
-                        sid=meta["store_id"], index=1, image_sha256=meta["image_sha256"])
+    data = encode_shard(
+        {"names": meta["images"], "skipped": skipped, "tensors": tensors},
+        sid=meta["store_id"],
+        index=1,
+        image_sha256=meta["image_sha256"],
+    )
     assert np.array_equal(load(data)["input"], tensors["input"])
     (b / "shards" / "00001.safetensors").write_bytes(data)
     import hashlib
@@ -371,8 +426,9 @@ def test_store_compared_with_perturbed_copy(tmp_path, clean_store, capsys):
     store.save()
     r = compare_stores(clean_store[0], b)
     assert not r.passed and r.failed_images == 1, f"expected one failing image, got {r.failed_images}"
-    assert r.worst[0].name == "d_rgb.jpg" and r.worst[0].logits_max_abs == pytest.approx(1e-6, rel=1e-6), \
+    assert r.worst[0].name == "d_rgb.jpg" and r.worst[0].logits_max_abs == pytest.approx(1e-6, rel=1e-6), (
         f"expected d_rgb.jpg worst by 1e-6, got {r.worst[0]}"
+    )
     assert r.tensors["logits"]["worst_image"] == "d_rgb.jpg" and r.tensors["input"]["max_abs"] == 0
     assert main(["compare", str(clean_store[0]), str(b)]) == 1
     shown = capsys.readouterr().out

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import layout_configs
 
 import swinref
 from swinref.models import v1_layouts as layouts
 from swinref.models.v1_layouts import LAYOUTS, SOURCE_LAYOUTS, detect_layout, from_timm, to_timm
-from strategies import layout_configs
 
 torch = pytest.importorskip("torch", reason="the layout cross-checks need torch")
 torchvision = pytest.importorskip("torchvision", reason="the layout cross-checks need torchvision")
@@ -40,8 +40,15 @@ ATOL_F64 = 1e-10
 
 # A small model on which all the packages agree with timm: 8x8 -> 4x4 -> 2x2 token grids with a
 # 2x2 window need no padding; stages 1 and 2 shift (mask active), stage 3 clamps to shift 0.
-SMALL = dict(img_size=32, patch_size=4, embed_dim=16, depths=(2, 2, 2), num_heads=(2, 4, 8),
-             window_size=2, num_classes=5)
+SMALL = dict(
+    img_size=32,
+    patch_size=4,
+    embed_dim=16,
+    depths=(2, 2, 2),
+    num_heads=(2, 4, 8),
+    window_size=2,
+    num_classes=5,
+)
 
 
 def family(layout: str) -> str:
@@ -59,18 +66,34 @@ def tv_model(cfg: swinref.SwinConfig):
     """torchvision's SwinTransformer for a swinref config (patch norm always on)."""
     from torchvision.models.swin_transformer import SwinTransformer
 
-    return SwinTransformer(patch_size=[cfg.patch_size] * 2, embed_dim=cfg.embed_dim,
-                           depths=list(cfg.depths), num_heads=list(cfg.num_heads),
-                           window_size=list(cfg.window), num_classes=cfg.num_classes).double().eval()
+    return (
+        SwinTransformer(
+            patch_size=[cfg.patch_size] * 2,
+            embed_dim=cfg.embed_dim,
+            depths=list(cfg.depths),
+            num_heads=list(cfg.num_heads),
+            window_size=list(cfg.window),
+            num_classes=cfg.num_classes,
+        )
+        .double()
+        .eval()
+    )
 
 
 def hf_model(cfg: swinref.SwinConfig, *, seed: int | None = None):
     """transformers' SwinForImageClassification for a swinref config, float64, eval mode."""
     hf_cfg = transformers.SwinConfig(
-        image_size=cfg.image_hw[0], patch_size=cfg.patch_size, num_channels=cfg.in_chans,
-        embed_dim=cfg.embed_dim, depths=list(cfg.depths), num_heads=list(cfg.num_heads),
-        window_size=cfg.window[0], mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
-        num_labels=cfg.num_classes)
+        image_size=cfg.image_hw[0],
+        patch_size=cfg.patch_size,
+        num_channels=cfg.in_chans,
+        embed_dim=cfg.embed_dim,
+        depths=list(cfg.depths),
+        num_heads=list(cfg.num_heads),
+        window_size=cfg.window[0],
+        mlp_ratio=cfg.mlp_ratio,
+        qkv_bias=cfg.qkv_bias,
+        num_labels=cfg.num_classes,
+    )
     model = transformers.SwinForImageClassification(hf_cfg).double().eval()
     return model if seed is None else randomize_(model, seed=seed)
 
@@ -92,7 +115,7 @@ def image(cfg: swinref.SwinConfig, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((1, cfg.in_chans, H, W))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def swin_t_reference():
     """A seeded random torchvision swin_t (float64) converted by source="auto": (cfg, params,
     input, swinref logits, torchvision logits). Built once: the 224 forwards dominate the time."""
@@ -120,12 +143,15 @@ def test_transformers_swin_t_logits_match():
     its state_dict() must convert back to exactly our params and its logits must match ours."""
     cfg, params, x, ours, _ = swin_t_reference()
     hf = hf_model(cfg)
-    hf.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
-                        for k, v in from_timm(params, cfg, "hf").items()}, strict=True)
+    hf.load_state_dict(
+        {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in from_timm(params, cfg, "hf").items()},
+        strict=True,
+    )
     back = swinref.convert_state_dict(hf.state_dict(), cfg, source="auto")
     for name, value in params.items():
         assert np.array_equal(back[name], value), (
-            f"{name}: transformers state_dict() converts to other values than were loaded")
+            f"{name}: transformers state_dict() converts to other values than were loaded"
+        )
     with torch.no_grad():
         logits = hf(pixel_values=torch.from_numpy(x)).logits.numpy()
     assert_logits_close(ours, logits, what="logits vs transformers swin_t")
@@ -146,7 +172,7 @@ def test_transformers_small_logits_match():
 
 
 # ----- exports load into the real packages -------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def small_reference():
     """(cfg, params, input, swinref logits) for SMALL with distinct random params."""
     cfg = swinref.SwinConfig(**SMALL)
@@ -156,8 +182,9 @@ def small_reference():
 
 
 def _strict_load(model, state_dict):
-    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()},
-                          strict=True)
+    model.load_state_dict(
+        {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()}, strict=True
+    )
     return model
 
 
@@ -193,7 +220,8 @@ def test_hf4_export_is_what_transformers_converts_on_load(tmp_path):
     save_file({k: np.ascontiguousarray(v) for k, v in exported.items()}, str(tmp_path / "model.safetensors"))
     hf_model(cfg).config.save_pretrained(tmp_path)
     model, info = transformers.SwinForImageClassification.from_pretrained(
-        tmp_path, output_loading_info=True, dtype=torch.float64)
+        tmp_path, output_loading_info=True, dtype=torch.float64
+    )
     problems = {k: v for k, v in info.items() if v}  # missing/unexpected/mismatched keys, errors
     assert not problems, f"loading our hf4 export: expected no missing/unexpected keys, got {problems}"
     with torch.no_grad():
@@ -245,8 +273,9 @@ def test_every_layout_names_every_entry_once():
     """The name maps are one-to-one, so renaming can never merge two parameters."""
     cfg = swinref.SwinConfig.named("swin_t")
     for layout in LAYOUTS:
-        names = [n for v in layouts.name_map(cfg, layout).values()
-                 for n in (v if isinstance(v, tuple) else (v,))]
+        names = [
+            n for v in layouts.name_map(cfg, layout).values() for n in (v if isinstance(v, tuple) else (v,))
+        ]
         assert len(names) == len(set(names)), f"{layout}: duplicate source names"
         clash = set(names) & set(layouts.derived_buffers(cfg, layout))
         assert not clash, f"{layout}: a parameter and a buffer share names {sorted(clash)[:3]}"
@@ -266,7 +295,8 @@ def check_round_trip(params, cfg, a: str, b: str) -> None:
     exported = from_timm(params, cfg, a)
     detected = detect_layout(exported)
     assert detected == expected_detection(a, cfg), (
-        f"export as {a}: detected {detected}, expected {expected_detection(a, cfg)}")
+        f"export as {a}: detected {detected}, expected {expected_detection(a, cfg)}"
+    )
     assert to_timm(exported, cfg, a).keys() == params.keys(), f"to_timm({a}): names differ from ours"
     ours = swinref.convert_state_dict(exported, cfg, source=family(a))
     back = swinref.convert_state_dict(from_timm(ours, cfg, b), cfg, source="auto")
@@ -274,7 +304,8 @@ def check_round_trip(params, cfg, a: str, b: str) -> None:
     for name, value in params.items():
         got = back[name]
         assert got.dtype == value.dtype and np.array_equal(got, value), (
-            f"{a} -> ours -> {b} -> ours: {name} changed (dtype {got.dtype}, expected {value.dtype})")
+            f"{a} -> ours -> {b} -> ours: {name} changed (dtype {got.dtype}, expected {value.dtype})"
+        )
 
 
 def test_layout_configs_reach_the_name_changing_cases():
@@ -283,14 +314,19 @@ def test_layout_configs_reach_the_name_changing_cases():
     from hypothesis import find
 
     def clamped(cfg):
-        return any(swinref.param_shapes(cfg)[f"layers.{i}.blocks.0.attn.relative_position_bias_table"][0]
-                   < (2 * cfg.window[0] - 1) * (2 * cfg.window[1] - 1) for i in range(len(cfg.depths)))
+        return any(
+            swinref.param_shapes(cfg)[f"layers.{i}.blocks.0.attn.relative_position_bias_table"][0]
+            < (2 * cfg.window[0] - 1) * (2 * cfg.window[1] - 1)
+            for i in range(len(cfg.depths))
+        )
 
     for what, condition in [
         ("3 stages", lambda c: len(c.depths) == 3),
         ("a clamped table", clamped),
-        ("non-square window, no qkv bias, no head",
-         lambda c: c.window[0] != c.window[1] and not c.qkv_bias and c.num_classes == 0),
+        (
+            "non-square window, no qkv bias, no head",
+            lambda c: c.window[0] != c.window[1] and not c.qkv_bias and c.num_classes == 0,
+        ),
     ]:
         assert find(layout_configs(), condition) is not None, f"layout_configs never drew {what}"
 
@@ -301,8 +337,12 @@ def test_round_trip_every_pair_of_layouts(a, b):
     check_round_trip(distinct_params(cfg), cfg, a, b)
 
 
-@given(cfg=layout_configs(), a=st.sampled_from(LAYOUTS), b=st.sampled_from(LAYOUTS),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    cfg=layout_configs(),
+    a=st.sampled_from(LAYOUTS),
+    b=st.sampled_from(LAYOUTS),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_round_trip_on_drawn_configs(cfg, a, b, seed):
     check_round_trip(distinct_params(cfg, seed), cfg, a, b)
 
@@ -321,8 +361,10 @@ def test_unknown_source_lists_the_valid_ones():
 @pytest.mark.parametrize("keys", [[], ["module.encoder.weight", "fc.bias"]], ids=["empty", "unrelated"])
 def test_undetectable_layout_names_the_patterns(keys):
     state_dict = {k: np.zeros(2) for k in keys}
-    for call in (lambda: detect_layout(state_dict),
-                 lambda: swinref.convert_state_dict(state_dict, swinref.SwinConfig(**SMALL), source="auto")):
+    for call in (
+        lambda: detect_layout(state_dict),
+        lambda: swinref.convert_state_dict(state_dict, swinref.SwinConfig(**SMALL), source="auto"),
+    ):
         with pytest.raises(ValueError) as e:
             call()
         text = str(e.value)
@@ -346,7 +388,7 @@ def test_wrong_depth_names_the_stored_keys(layout):
     assert f"in layout {detected!r} (detected from its names)" in text, text
     for name in ("layers.1.blocks.2.norm1.weight", "layers.1.blocks.2.mlp.fc2.bias"):
         stored_name = layouts.layout_name(name, layout)
-        assert f"missing (" in text and stored_name in text, f"missing {stored_name} not named in: {text}"
+        assert "missing (" in text and stored_name in text, f"missing {stored_name} not named in: {text}"
 
 
 # how an error names the fused qkv of the layouts that store q, k, v apart
@@ -373,7 +415,8 @@ def test_stored_buffers_are_checked_against_the_config():
     index = "features.1.0.attn.relative_position_index"
     tv[index] = tv[index][::-1].copy()
     assert "features.1.0.attn.relative_position_index: stored relative_position_index" in _error(
-        tv, cfg, "torchvision")
+        tv, cfg, "torchvision"
+    )
 
     official = from_timm(distinct_params(cfg), cfg, "official")
     assert official["layers.0.blocks.1.attn_mask"].shape == (16, 4, 4), "8x8 grid, 2x2 window: 16 windows"
@@ -389,8 +432,7 @@ def test_incomplete_qkv_is_reported_under_the_stored_names():
     hf = from_timm(distinct_params(cfg), cfg, "hf")
     del hf["swin.encoder.layers.0.blocks.0.attention.k_proj.weight"]
     text = _error(hf, cfg, "hf")
-    assert QKV_LABELS["hf"] in text.split(
-        "unexpected")[0], f"qkv should be listed as missing: {text}"
+    assert QKV_LABELS["hf"] in text.split("unexpected")[0], f"qkv should be listed as missing: {text}"
     assert "swin.encoder.layers.0.blocks.0.attention.q_proj.weight" in text, text
 
 

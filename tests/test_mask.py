@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
-
 from strategies import backend_settings, seeds, shifted_geometries
+
 from swinref.core.backend import to_numpy
 from swinref.core.numerics import softmax
 from swinref.core.windows import MASK_VALUE, shift_mask
@@ -39,7 +39,7 @@ def _brute_force_mask(size, window, shift):
     masks = []
     for r in range(H // Mh):
         for c in range(W // Mw):
-            win = labels[r * Mh:(r + 1) * Mh, c * Mw:(c + 1) * Mw].reshape(-1)  # row-major tokens
+            win = labels[r * Mh : (r + 1) * Mh, c * Mw : (c + 1) * Mw].reshape(-1)  # row-major tokens
             masks.append(np.where(win[:, None] == win[None, :], 0.0, MASK_VALUE))
     return np.stack(masks)
 
@@ -55,7 +55,8 @@ def _check_mask(be, size, window, shift):
     bad = np.argwhere(got != expected)
     assert bad.size == 0, (
         f"mask for grid {size}, window {window}, shift {shift}: {len(bad)} entries differ, first "
-        f"(window, i, j) = {bad[0].tolist()}: expected {expected[tuple(bad[0])]}, got {got[tuple(bad[0])]}")
+        f"(window, i, j) = {bad[0].tolist()}: expected {expected[tuple(bad[0])]}, got {got[tuple(bad[0])]}"
+    )
 
 
 @backend_settings
@@ -65,15 +66,18 @@ def test_shift_mask_matches_brute_force(be, case):
     _check_mask(be, (g.H, g.W), g.window, shift)
 
 
-@pytest.mark.parametrize("size, window, shift", [
-    ((14, 14), (7, 7), (3, 3)),  # Swin-T's second stage geometry
-    ((8, 8), (4, 4), (2, 0)),  # shift on rows only
-    ((8, 8), (4, 4), (0, 2)),  # shift on columns only
-    ((6, 8), (3, 4), (1, 2)),  # non-square window, per-axis shift
-    ((4, 4), (4, 4), (2, 2)),  # one window: all four origins meet in it
-    ((4, 6), (2, 3), (1, 2)),  # shift = M - 1 on columns
-    ((3, 3), (3, 3), (0, 0)),  # no shift: no masking at all
-])
+@pytest.mark.parametrize(
+    "size, window, shift",
+    [
+        ((14, 14), (7, 7), (3, 3)),  # Swin-T's second stage geometry
+        ((8, 8), (4, 4), (2, 0)),  # shift on rows only
+        ((8, 8), (4, 4), (0, 2)),  # shift on columns only
+        ((6, 8), (3, 4), (1, 2)),  # non-square window, per-axis shift
+        ((4, 4), (4, 4), (2, 2)),  # one window: all four origins meet in it
+        ((4, 6), (2, 3), (1, 2)),  # shift = M - 1 on columns
+        ((3, 3), (3, 3), (0, 0)),  # no shift: no masking at all
+    ],
+)
 def test_shift_mask_edge_cases(be, size, window, shift):
     _check_mask(be, size, window, shift)
 
@@ -104,4 +108,5 @@ def test_masked_softmax_weights_stay_in_the_region(be, case, seed):
     # and the weights inside each query's region sum to 1 up to those leaks and rounding
     inside = np.where(outside, 0.0, weights).sum(axis=-1)
     assert np.allclose(inside, 1.0, rtol=0, atol=1e-14), (
-        f"in-region weights should sum to 1, got range [{inside.min()!r}, {inside.max()!r}]")
+        f"in-region weights should sum to 1, got range [{inside.min()!r}, {inside.max()!r}]"
+    )

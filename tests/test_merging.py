@@ -13,10 +13,10 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
-
 from conftest import assert_close
+from hypothesis import given
 from strategies import EmbedCase, backend_settings, embed_cases, merge_grids, seeds
+
 from swinref.core.backend import to_namespace
 from swinref.models.v1 import LN_EPS, patch_embed, patch_merging
 
@@ -58,8 +58,12 @@ def _check_merging(be, B, H, W, C, seed):
     got = patch_merging(to_namespace(p, be.xp, device=be.device), be.asarray(x), xp=be.xp)
     if be.device is not None:
         assert got.device == be.device, f"output on {got.device}, expected {be.device}"
-    assert_close(got, _merging_by_definition(p, x), atol=ATOL,
-                 what=f"patch merging of a ({B}, {H}, {W}, {C}) grid, seed {seed}")
+    assert_close(
+        got,
+        _merging_by_definition(p, x),
+        atol=ATOL,
+        what=f"patch merging of a ({B}, {H}, {W}, {C}) grid, seed {seed}",
+    )
 
 
 @backend_settings
@@ -94,7 +98,7 @@ def _conv_by_loops(p, x, P):
     for b in range(B):
         for i in range(H // P):
             for j in range(W // P):
-                patch = x[b, :, i * P:(i + 1) * P, j * P:(j + 1) * P]  # (Cin, P, P)
+                patch = x[b, :, i * P : (i + 1) * P, j * P : (j + 1) * P]  # (Cin, P, P)
                 for c in range(C):
                     out[b, i, j, c] = np.sum(patch * weight[c]) + bias[c]
     return out
@@ -110,8 +114,13 @@ def test_patch_embed_matches_direct_convolution(be, patch_norm, e, seed):
     expected = _conv_by_loops(p, x, e.patch)
     if patch_norm:
         expected = _layer_norm(expected, p["norm.weight"], p["norm.bias"])
-    got = patch_embed(to_namespace(p, be.xp, device=be.device), be.asarray(x), patch_size=e.patch,
-                      patch_norm=patch_norm, xp=be.xp)
+    got = patch_embed(
+        to_namespace(p, be.xp, device=be.device),
+        be.asarray(x),
+        patch_size=e.patch,
+        patch_norm=patch_norm,
+        xp=be.xp,
+    )
     assert_close(got, expected, atol=ATOL, what=f"patch embed, {e}, patch_norm {patch_norm}, seed {seed}")
 
 
@@ -121,6 +130,7 @@ def test_patch_embed_of_a_swin_sized_patch(be):
     e = EmbedCase(B=1, in_chans=3, H=8, W=12, patch=4, C=6)
     p = _embed_params(rng, e, patch_norm=False)
     x = rng.standard_normal((1, 3, 8, 12))
-    got = patch_embed(to_namespace(p, be.xp, device=be.device), be.asarray(x), patch_size=4,
-                      patch_norm=False, xp=be.xp)
+    got = patch_embed(
+        to_namespace(p, be.xp, device=be.device), be.asarray(x), patch_size=4, patch_norm=False, xp=be.xp
+    )
     assert_close(got, _conv_by_loops(p, x, 4), atol=ATOL, what="patch embed, 4x4 patches of 3 channels")

@@ -17,15 +17,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from conftest import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
-
-from conftest import assert_close
 from strategies import backend_settings, heads, seeds
+from test_attention import _block_params, _naive_window_attention
+
 from swinref import SwinConfig
 from swinref.core.backend import to_namespace
 from swinref.models.v1 import block_geometry, swin_block
-from test_attention import _block_params, _naive_window_attention
 
 ATOL = 1e-12  # see the module docstring
 DEFINITION_LN_EPS = 1e-5  # written out: the reference must not read the constant it guards
@@ -63,11 +63,11 @@ def _naive_block(p, x, num_heads, window, shift):
     for b in range(B):
         for r in range(0, Hp, Mh):
             for c in range(0, Wp, Mw):
-                wins.append(padded[b, r:r + Mh, c:c + Mw].reshape(Mh * Mw, C))
+                wins.append(padded[b, r : r + Mh, c : c + Mw].reshape(Mh * Mw, C))
                 if b == 0:
                     lab = [3 * rows[r + i] + cols[c + j] for i in range(Mh) for j in range(Mw)]
                     masks.append([[0.0 if a == z else -100.0 for z in lab] for a in lab])
-    attn_p = {k[len("attn."):]: v for k, v in p.items() if k.startswith("attn.")}
+    attn_p = {k[len("attn.") :]: v for k, v in p.items() if k.startswith("attn.")}
     mask = np.asarray(masks) if (sh or sw) else None
     out = _naive_window_attention(attn_p, np.stack(wins), num_heads, window, mask)
     back = np.zeros((B, Hp, Wp, C))
@@ -75,7 +75,7 @@ def _naive_block(p, x, num_heads, window, shift):
     for b in range(B):
         for r in range(0, Hp, Mh):
             for c in range(0, Wp, Mw):
-                back[b, r:r + Mh, c:c + Mw] = out[k].reshape(Mh, Mw, C)
+                back[b, r : r + Mh, c : c + Mw] = out[k].reshape(Mh, Mw, C)
                 k += 1
     x = x + np.roll(back[:, :H, :W], (sh, sw), axis=(1, 2))
     h = _layer_norm(x, p["norm2.weight"], p["norm2.bias"])
@@ -91,16 +91,28 @@ def test_shifted_block_matches_its_definition(be, h, seed, data):
     # grids of 1..2 windows and up to M-1 more tokens: some need padding, some do not
     H = data.draw(st.integers(Mh, 2 * Mh + Mh - 1), label="H")
     W = data.draw(st.integers(Mw, 2 * Mw + Mw - 1), label="W")
-    shift = (data.draw(st.integers(0, Mh - 1), label="shift h"),
-             data.draw(st.integers(0, Mw - 1), label="shift w"))
+    shift = (
+        data.draw(st.integers(0, Mh - 1), label="shift h"),
+        data.draw(st.integers(0, Mw - 1), label="shift w"),
+    )
     rng = np.random.default_rng(seed)
     C = h.num_heads * h.head_dim
     p = _block_params(rng, C, h.num_heads, (Mh, Mw))
     x = rng.standard_normal((1, H, W, C))
-    got = swin_block(to_namespace(p, be.xp, device=be.device), be.asarray(x), num_heads=h.num_heads,
-                     window=(Mh, Mw), shift=shift, xp=be.xp)
-    assert_close(got, _naive_block(p, x, h.num_heads, (Mh, Mw), shift), atol=ATOL,
-                 what=f"swin_block vs definition, grid {H}x{W}, window {(Mh, Mw)}, shift {shift}, {h}")
+    got = swin_block(
+        to_namespace(p, be.xp, device=be.device),
+        be.asarray(x),
+        num_heads=h.num_heads,
+        window=(Mh, Mw),
+        shift=shift,
+        xp=be.xp,
+    )
+    assert_close(
+        got,
+        _naive_block(p, x, h.num_heads, (Mh, Mw), shift),
+        atol=ATOL,
+        what=f"swin_block vs definition, grid {H}x{W}, window {(Mh, Mw)}, shift {shift}, {h}",
+    )
 
 
 def test_shifted_block_with_padding_and_a_shift_matches_its_definition(be):
@@ -108,21 +120,38 @@ def test_shifted_block_with_padding_and_a_shift_matches_its_definition(be):
     rng = np.random.default_rng(11)
     p = _block_params(rng, 4, 2, (3, 3))
     x = rng.standard_normal((2, 5, 7, 4))  # pads to 6x9
-    got = swin_block(to_namespace(p, be.xp, device=be.device), be.asarray(x), num_heads=2, window=(3, 3),
-                     shift=(1, 1), xp=be.xp)
-    assert_close(got, _naive_block(p, x, 2, (3, 3), (1, 1)), atol=ATOL,
-                 what="swin_block on a 5x7 grid, window 3, shift 1 (padded, timm roll-then-pad)")
+    got = swin_block(
+        to_namespace(p, be.xp, device=be.device),
+        be.asarray(x),
+        num_heads=2,
+        window=(3, 3),
+        shift=(1, 1),
+        xp=be.xp,
+    )
+    assert_close(
+        got,
+        _naive_block(p, x, 2, (3, 3), (1, 1)),
+        atol=ATOL,
+        what="swin_block on a 5x7 grid, window 3, shift 1 (padded, timm roll-then-pad)",
+    )
 
 
 @given(window=st.tuples(st.integers(1, 12), st.integers(1, 12)), stage=st.integers(0, 3))
 def test_shifted_blocks_shift_by_half_the_window_rounded_down(window, stage):
     # the official code: shift_size = window_size // 2 on odd blocks; a grid larger than the window is not clamped
-    cfg = SwinConfig(img_size=(64 * 13, 64 * 13), patch_size=4, embed_dim=8, depths=(2, 2, 2, 2),
-                     num_heads=(1, 2, 4, 8), window_size=window)
+    cfg = SwinConfig(
+        img_size=(64 * 13, 64 * 13),
+        patch_size=4,
+        embed_dim=8,
+        depths=(2, 2, 2, 2),
+        num_heads=(1, 2, 4, 8),
+        window_size=window,
+    )
     grid = (208 // 2**stage, 208 // 2**stage)  # >= 26 > 12: never clamped
     got_window, got_shift = block_geometry(cfg, stage, grid, shifted=True)
     expected = (window[0] // 2, window[1] // 2)
     assert got_window == window and got_shift == expected, (
         f"window {window}, stage {stage}: expected window {window} and shift {expected}, "
-        f"got {got_window} and {got_shift}")
+        f"got {got_window} and {got_shift}"
+    )
     assert block_geometry(cfg, stage, grid, shifted=False)[1] == (0, 0), "unshifted blocks must not shift"

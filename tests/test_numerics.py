@@ -15,12 +15,12 @@ import math
 import mpmath
 import numpy as np
 import pytest
+from conftest import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
-from conftest import assert_close
 from strategies import backend_settings, float_lists, seeds
+
 from swinref.core.backend import to_numpy
 from swinref.core.numerics import erf, erfc, gelu, layer_norm, softmax
 
@@ -35,7 +35,7 @@ ERF32_MAX_ULP = 2.0
 ERFC32_MAX_ULP = 5.0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _true(name: str, x: float):
     x = mpmath.mpf(x)
     if name == "erf":
@@ -61,7 +61,8 @@ def _evaluate(be, fn, x: np.ndarray) -> np.ndarray:
         assert got.device == be.device, f"{fn.__name__} result on {got.device}, expected {be.device}"
     got = to_numpy(got)
     assert got.dtype == x.dtype and got.shape == x.shape, (
-        f"{fn.__name__}: expected {x.dtype} {x.shape}, got {got.dtype} {got.shape}")
+        f"{fn.__name__}: expected {x.dtype} {x.shape}, got {got.dtype} {got.shape}"
+    )
     return got
 
 
@@ -70,7 +71,8 @@ def _assert_ulp(name, x, got, bound):
     worst = int(np.argmax(err))
     assert err[worst] <= bound, (
         f"{name}({x[worst]!r}) = {got[worst]!r}, expected {mpmath.nstr(_true(name, float(x[worst])), 20)}: "
-        f"{err[worst]:.2f} ULP > {bound} ULP")
+        f"{err[worst]:.2f} ULP > {bound} ULP"
+    )
 
 
 # Where the evaluation switches formula, and their neighbours.
@@ -109,11 +111,24 @@ def test_erf_and_erfc_in_float32(be):
     _assert_ulp("erfc", x, _evaluate(be, erfc, x), ERFC32_MAX_ULP)
 
 
-@pytest.mark.parametrize("fn, x, expected", [
-    (erf, 0.0, 0.0), (erf, math.inf, 1.0), (erf, -math.inf, -1.0), (erf, 30.0, 1.0), (erf, -30.0, -1.0),
-    (erfc, 0.0, 1.0), (erfc, math.inf, 0.0), (erfc, -math.inf, 2.0), (erfc, 30.0, 0.0), (erfc, -30.0, 2.0),
-    (gelu, 0.0, 0.0), (gelu, math.inf, math.inf), (gelu, 1e300, 1e300),
-])
+@pytest.mark.parametrize(
+    "fn, x, expected",
+    [
+        (erf, 0.0, 0.0),
+        (erf, math.inf, 1.0),
+        (erf, -math.inf, -1.0),
+        (erf, 30.0, 1.0),
+        (erf, -30.0, -1.0),
+        (erfc, 0.0, 1.0),
+        (erfc, math.inf, 0.0),
+        (erfc, -math.inf, 2.0),
+        (erfc, 30.0, 0.0),
+        (erfc, -30.0, 2.0),
+        (gelu, 0.0, 0.0),
+        (gelu, math.inf, math.inf),
+        (gelu, 1e300, 1e300),
+    ],
+)
 def test_special_values(be, fn, x, expected):
     got = _evaluate(be, fn, np.array([x]))[0]
     assert got == expected, f"{fn.__name__}({x}) should be exactly {expected}, got {got!r}"
@@ -152,7 +167,8 @@ def _assert_gelu(x, got):
     worst = int(np.argmax(excess))
     assert excess[worst] <= 0, (
         f"gelu({x[worst]!r}) = {got[worst]!r}, expected {mpmath.nstr(_true('gelu', float(x[worst])), 20)}: "
-        f"{err[worst]:.2f} ULP > bound {_gelu_bound(x[worst]):.2f} ULP")
+        f"{err[worst]:.2f} ULP > bound {_gelu_bound(x[worst]):.2f} ULP"
+    )
 
 
 GELU_GRID = np.linspace(-8.0, 8.0, 3201)
@@ -187,12 +203,14 @@ def _check_gelu32(be, x32):
     ulp = diff[pos] / np.spacing(np.abs(ref[pos]).astype(np.float32)).astype(np.float64)
     assert np.all(ulp <= GELU32_POS_MAX_ULP), (
         f"float32 gelu at x >= 0: expected <= {GELU32_POS_MAX_ULP} ULP of the float64 result, got "
-        f"{ulp.max():.2f} ULP at x = {x32[pos][np.argmax(ulp)]!r}")
+        f"{ulp.max():.2f} ULP at x = {x32[pos][np.argmax(ulp)]!r}"
+    )
     bound = GELU32_REL_TO_X * np.abs(x32.astype(np.float64)) + GELU32_ABS_FLOOR
     worst = int(np.argmax(diff - bound))
     assert diff[worst] <= bound[worst], (
         f"float32 gelu({x32[worst]!r}) = {got[worst]!r}, float64 gives {ref[worst]!r}: "
-        f"difference {diff[worst]:.3e} > 2**-23 * |x| + 2**-149 = {bound[worst]:.3e}")
+        f"difference {diff[worst]:.3e} > 2**-23 * |x| + 2**-149 = {bound[worst]:.3e}"
+    )
 
 
 def test_gelu_float32_against_float64_on_a_grid(be):
@@ -224,29 +242,42 @@ LN_ATOL = 1e-12
 
 
 @backend_settings
-@given(rows=st.integers(1, 4), C=st.integers(1, 16), scale=st.sampled_from([1e-2, 1.0, 1e2]),
-       offset=st.floats(-10.0, 10.0), seed=seeds)
+@given(
+    rows=st.integers(1, 4),
+    C=st.integers(1, 16),
+    scale=st.sampled_from([1e-2, 1.0, 1e2]),
+    offset=st.floats(-10.0, 10.0),
+    seed=seeds,
+)
 def test_layer_norm_matches_definition(be, rows, C, scale, offset, seed):
     rng = np.random.default_rng(seed)
     x = scale * (offset + rng.standard_normal((rows, C)))
     weight, bias = 1.0 + 0.5 * rng.standard_normal(C), rng.standard_normal(C)
     got = layer_norm(be.asarray(x), be.asarray(weight), be.asarray(bias), eps=1e-5, xp=be.xp)
-    assert_close(got, _layer_norm_by_definition(x, weight, bias, 1e-5), atol=LN_ATOL,
-                 what=f"layer_norm of a ({rows}, {C}) input, scale {scale}, offset {offset}, seed {seed}")
+    assert_close(
+        got,
+        _layer_norm_by_definition(x, weight, bias, 1e-5),
+        atol=LN_ATOL,
+        what=f"layer_norm of a ({rows}, {C}) input, scale {scale}, offset {offset}, seed {seed}",
+    )
 
 
-@pytest.mark.parametrize("x", [
-    [[3.0]],  # C = 1: the centred value is 0, the output is the bias
-    [[2.5, 2.5, 2.5]],  # a constant row
-    [[1e8, 1e8 + 1.0, 1e8 + 2.0]],  # a large offset over a small spread
-])
+@pytest.mark.parametrize(
+    "x",
+    [
+        [[3.0]],  # C = 1: the centred value is 0, the output is the bias
+        [[2.5, 2.5, 2.5]],  # a constant row
+        [[1e8, 1e8 + 1.0, 1e8 + 2.0]],  # a large offset over a small spread
+    ],
+)
 def test_layer_norm_edge_cases(be, x):
     x = np.asarray(x)
     C = x.shape[-1]
     weight, bias = np.linspace(0.5, 1.5, C), np.linspace(-1.0, 1.0, C)
     got = layer_norm(be.asarray(x), be.asarray(weight), be.asarray(bias), eps=1e-5, xp=be.xp)
-    assert_close(got, _layer_norm_by_definition(x, weight, bias, 1e-5), atol=LN_ATOL,
-                 what=f"layer_norm({x.tolist()})")
+    assert_close(
+        got, _layer_norm_by_definition(x, weight, bias, 1e-5), atol=LN_ATOL, what=f"layer_norm({x.tolist()})"
+    )
 
 
 def _softmax_by_definition(x, axis):
@@ -267,17 +298,26 @@ SOFTMAX_RTOL = 5e-14
 
 
 @backend_settings
-@given(x=arrays(np.float64, st.tuples(st.integers(1, 3), st.integers(1, 8)),
-                elements=st.floats(-50.0, 50.0)), axis=st.sampled_from([0, 1, -1]))
+@given(
+    x=arrays(np.float64, st.tuples(st.integers(1, 3), st.integers(1, 8)), elements=st.floats(-50.0, 50.0)),
+    axis=st.sampled_from([0, 1, -1]),
+)
 def test_softmax_matches_definition(be, x, axis):
     got = softmax(be.asarray(x), axis=axis, xp=be.xp)
-    assert_close(got, _softmax_by_definition(x, axis), atol=0.0, rtol=SOFTMAX_RTOL,
-                 what=f"softmax over axis {axis} of {x.tolist()}")
+    assert_close(
+        got,
+        _softmax_by_definition(x, axis),
+        atol=0.0,
+        rtol=SOFTMAX_RTOL,
+        what=f"softmax over axis {axis} of {x.tolist()}",
+    )
 
 
 @backend_settings
-@given(x=arrays(np.float64, st.integers(1, 8), elements=st.floats(-5.0, 5.0)),
-       shift=st.sampled_from([-1e4, 700.0, 1e4]))
+@given(
+    x=arrays(np.float64, st.integers(1, 8), elements=st.floats(-5.0, 5.0)),
+    shift=st.sampled_from([-1e4, 700.0, 1e4]),
+)
 def test_softmax_is_shift_invariant_without_overflow(be, x, shift):
     # exp(1e4) overflows, so only the max subtraction keeps the result finite. x + shift rounds x;
     # the differences of the shifted logits are exact (Sterbenz), so the reference is the
@@ -285,5 +325,10 @@ def test_softmax_is_shift_invariant_without_overflow(be, x, shift):
     shifted = x + shift
     got = to_numpy(softmax(be.asarray(shifted), axis=-1, xp=be.xp))
     assert np.all(np.isfinite(got)), f"softmax of logits near {shift} should be finite, got {got}"
-    assert_close(got, _softmax_by_definition(shifted - shift, -1), atol=0.0, rtol=SOFTMAX_RTOL,
-                 what=f"softmax of {x.tolist()} + {shift}")
+    assert_close(
+        got,
+        _softmax_by_definition(shifted - shift, -1),
+        atol=0.0,
+        rtol=SOFTMAX_RTOL,
+        what=f"softmax of {x.tolist()} + {shift}",
+    )

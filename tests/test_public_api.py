@@ -16,24 +16,51 @@ PACKAGE = pathlib.Path(swinref.__file__).parent
 LAYERS = ("core", "models", "artifacts", "tools", "cli")  # each may import only those before it
 
 EXPECTED_ALL = {
-    "FAMILIES", "MODEL_ZOO", "GoldenFileError", "SwinConfig", "SwinV2Config", "VideoSwinConfig",
-    "WeightsError", "__version__", "clear_caches", "convert_state_dict", "count_flops", "count_params",
-    "export_state_dict", "family_of", "forward", "forward_features", "get_namespace", "init_params",
-    "load_params", "load_state_dict", "named", "param_shapes", "params_digest", "read_golden",
-    "save_params", "to_namespace", "to_numpy", "v2", "video", "write_golden",
+    "FAMILIES",
+    "MODEL_ZOO",
+    "GoldenFileError",
+    "SwinConfig",
+    "SwinV2Config",
+    "VideoSwinConfig",
+    "WeightsError",
+    "__version__",
+    "clear_caches",
+    "convert_state_dict",
+    "count_flops",
+    "count_params",
+    "export_state_dict",
+    "family_of",
+    "forward",
+    "forward_features",
+    "get_namespace",
+    "init_params",
+    "load_params",
+    "load_state_dict",
+    "named",
+    "param_shapes",
+    "params_digest",
+    "read_golden",
+    "save_params",
+    "to_namespace",
+    "to_numpy",
+    "v2",
+    "video",
+    "write_golden",
 }
 
 
 def test_all_is_pinned():
     assert set(swinref.__all__) == EXPECTED_ALL, (
         f"added: {sorted(set(swinref.__all__) - EXPECTED_ALL)}, "
-        f"removed: {sorted(EXPECTED_ALL - set(swinref.__all__))}")
+        f"removed: {sorted(EXPECTED_ALL - set(swinref.__all__))}"
+    )
     for name in swinref.__all__:
         assert hasattr(swinref, name), f"swinref.__all__ names {name!r} but the package lacks it"
 
 
-@pytest.mark.parametrize("name", sorted(n for n in EXPECTED_ALL if n not in ("__version__", "FAMILIES",
-                                                                              "MODEL_ZOO")))
+@pytest.mark.parametrize(
+    "name", sorted(n for n in EXPECTED_ALL if n not in ("__version__", "FAMILIES", "MODEL_ZOO"))
+)
 def test_every_export_has_a_docstring(name):
     obj = getattr(swinref, name)
     assert (obj.__doc__ or "").strip(), f"swinref.{name} has no docstring"
@@ -49,8 +76,12 @@ def _own_imports(path: pathlib.Path) -> list[tuple[str, list[str], bool]]:
     else:
         base = parts[:-1]
     tree = ast.parse(path.read_text())
-    in_func = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-               for n in ast.walk(f)}
+    in_func = {
+        id(n)
+        for f in ast.walk(tree)
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for n in ast.walk(f)
+    }
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
@@ -79,20 +110,25 @@ def test_layers_import_one_way_at_the_top(path):
         assert not inside, f"{path.name} imports {module} inside a function; import it at the top"
         there = _layer(module)
         if here is not None and there is not None:
-            assert there <= here, (f"{path.relative_to(PACKAGE)} ({LAYERS[here]}) imports {module} "
-                                   f"({LAYERS[there]}): layers import only the ones before them")
+            assert there <= here, (
+                f"{path.relative_to(PACKAGE)} ({LAYERS[here]}) imports {module} "
+                f"({LAYERS[there]}): layers import only the ones before them"
+            )
         if there is not None and there != here:
             private = [n for n in names if n.startswith("_") and n != "__version__"]
             assert not private, f"{path.relative_to(PACKAGE)} imports private names {private} from {module}"
 
 
 # ----- one contract for every family ------------------------------------------------------------
-V1 = swinref.SwinConfig(img_size=32, embed_dim=8, depths=(2, 1), num_heads=(1, 2), window_size=4,
-                        num_classes=5)
-V2 = swinref.SwinV2Config(img_size=32, embed_dim=8, depths=(2, 1), num_heads=(1, 2), window_size=4,
-                          num_classes=5)
-VIDEO = swinref.VideoSwinConfig(embed_dim=8, depths=(2, 1), num_heads=(1, 2), window_size=(2, 4, 4),
-                                num_classes=5)
+V1 = swinref.SwinConfig(
+    img_size=32, embed_dim=8, depths=(2, 1), num_heads=(1, 2), window_size=4, num_classes=5
+)
+V2 = swinref.SwinV2Config(
+    img_size=32, embed_dim=8, depths=(2, 1), num_heads=(1, 2), window_size=4, num_classes=5
+)
+VIDEO = swinref.VideoSwinConfig(
+    embed_dim=8, depths=(2, 1), num_heads=(1, 2), window_size=(2, 4, 4), num_classes=5
+)
 FAMILY_CASES = [(V1, (2, 3, 32, 32)), (V2, (2, 3, 32, 32)), (VIDEO, (2, 3, 4, 32, 32))]
 IDS = ["v1", "v2", "video"]
 
@@ -120,7 +156,9 @@ def test_params_contract_is_one_weights_error_per_family(cfg, shape):
     bad = dict(params)
     bad[first] = np.ones((1,))  # mis-shaped
     del bad[next(n for n in params if n.endswith("qkv.weight"))]  # missing
-    bad["layers.9.blocks.0.norm1.weight" if cfg is not VIDEO else "backbone.layers.9.norm1.weight"] = np.ones(3)
+    bad["layers.9.blocks.0.norm1.weight" if cfg is not VIDEO else "backbone.layers.9.norm1.weight"] = np.ones(
+        3
+    )
     x = np.zeros(shape)
     with pytest.raises(WeightsError) as err:
         swinref.forward(bad, x, cfg)
@@ -138,10 +176,16 @@ def test_fast_mode_is_v1_only():
         swinref.forward(params, np.zeros((1, 3, 32, 32)), V2, mode="fast")
 
 
-@pytest.mark.parametrize("name, family", [
-    ("swin_t", "v1"), ("swin_tiny_patch4_window7_224", "v1"), ("swinv2_tiny_window8_256", "v2"),
-    ("swin_tiny_patch244_window877_kinetics400_1k", "video"), ("swin_b_sthv2", "video"),
-])
+@pytest.mark.parametrize(
+    "name, family",
+    [
+        ("swin_t", "v1"),
+        ("swin_tiny_patch4_window7_224", "v1"),
+        ("swinv2_tiny_window8_256", "v2"),
+        ("swin_tiny_patch244_window877_kinetics400_1k", "video"),
+        ("swin_b_sthv2", "video"),
+    ],
+)
 def test_named_serves_every_family(name, family):
     cfg = swinref.named(name)
     assert swinref.family_of(cfg).name == family

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
-
 from strategies import backend_settings, heads, seeds, window_sizes
+
 from swinref.core.backend import to_numpy
-from swinref.models.v1 import relative_position_bias
 from swinref.core.windows import relative_position_index
+from swinref.models.v1 import relative_position_bias
 
 
 def _naive_index(window):
@@ -44,15 +44,18 @@ def _check_index(be, window):
     assert got.shape == (N, N), f"index shape: expected {(N, N)}, got {got.shape}"
     table_rows = (2 * Mh - 1) * (2 * Mw - 1)
     assert got.min() >= 0 and got.max() <= table_rows - 1, (
-        f"index range: expected within [0, {table_rows - 1}], got [{got.min()}, {got.max()}]")
+        f"index range: expected within [0, {table_rows - 1}], got [{got.min()}, {got.max()}]"
+    )
     centre = _centre(window)
     assert np.all(np.diagonal(got) == centre), f"diagonal: expected {centre}, got {np.diagonal(got)}"
     assert np.all(got + got.T == 2 * centre), (
-        f"index(i, j) + index(j, i) should be {2 * centre}; got {np.unique(got + got.T)}")
+        f"index(i, j) + index(j, i) should be {2 * centre}; got {np.unique(got + got.T)}"
+    )
     expected = _naive_index(window)
     bad = np.argwhere(got != expected)
     assert bad.size == 0, (
-        f"window {window}: index{tuple(bad[0])} expected {expected[tuple(bad[0])]}, got {got[tuple(bad[0])]}")
+        f"window {window}: index{tuple(bad[0])} expected {expected[tuple(bad[0])]}, got {got[tuple(bad[0])]}"
+    )
 
 
 @backend_settings
@@ -87,4 +90,5 @@ def test_relative_position_bias_gathers_the_table(be, window, h, seed):
             for j in range(N):
                 assert got[head, i, j] == table[index[i, j], head], (
                     f"bias[{head}, {i}, {j}]: expected table[{index[i, j]}, {head}] = "
-                    f"{table[index[i, j], head]}, got {got[head, i, j]}")
+                    f"{table[index[i, j], head]}, got {got[head, i, j]}"
+                )

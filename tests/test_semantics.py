@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import swinref
-from swinref.core import cache
-from swinref.core.cache import clear_caches
 from semantics_helpers import random_image, random_params, run
 from strategies import backend_settings, clamp_cases, sized_models
+
+import swinref
 from swinref import SwinConfig
+from swinref.core import cache
+from swinref.core.cache import clear_caches
+from swinref.core.windows import clamp_window
 from swinref.models import v1 as model
 from swinref.models.v1 import SEMANTICS
-from swinref.core.windows import clamp_window
 
 
 def _expected_clamp(rule, resolution, window, shift):
@@ -58,8 +58,15 @@ def test_block_geometry_decides_at_img_size_or_per_call(data):
     sem = data.draw(st.sampled_from(SEMANTICS), label="semantics")
     window = data.draw(st.integers(2, 8), label="window")
     img = data.draw(st.tuples(st.integers(1, 12), st.integers(1, 12)), label="img_size / 8")
-    cfg = SwinConfig(img_size=(8 * img[0], 8 * img[1]), embed_dim=4, depths=(2, 2), num_heads=(1, 2),
-                     window_size=window, semantics=sem, num_classes=0)
+    cfg = SwinConfig(
+        img_size=(8 * img[0], 8 * img[1]),
+        embed_dim=4,
+        depths=(2, 2),
+        num_heads=(1, 2),
+        window_size=window,
+        semantics=sem,
+        num_classes=0,
+    )
     stage = data.draw(st.integers(0, 1), label="stage")
     runtime = data.draw(st.tuples(st.integers(1, 30), st.integers(1, 30)), label="actual grid")
     shifted = data.draw(st.booleans(), label="shifted")
@@ -124,21 +131,30 @@ def test_multiples_without_clamping_are_one_computation(data):
     size = (8 * window * m, 8 * window * n)  # stage grids (2wm, 2wn) and (wm, wn): multiples, > w
     outs = {}
     for sem in SEMANTICS:
-        cfg = SwinConfig(img_size=size, embed_dim=4, depths=(2, 2), num_heads=(1, 2),
-                         window_size=window, num_classes=3, semantics=sem)
+        cfg = SwinConfig(
+            img_size=size,
+            embed_dim=4,
+            depths=(2, 2),
+            num_heads=(1, 2),
+            window_size=window,
+            num_classes=3,
+            semantics=sem,
+        )
         outs[sem] = run(cfg, random_params(cfg), random_image(cfg, size))[0]
     for sem, out in outs.items():
         assert np.array_equal(out, outs["timm"]), (
             f"{sem} vs timm at {size}, window {window}: max diff {np.abs(out - outs['timm']).max():.3e}, "
-            "expected 0")
+            "expected 0"
+        )
 
 
 # ----- pad/roll order -------------------------------------------------------------------------
 def test_roll_then_pad_differs_from_pad_then_roll():
     """On a grid that needs padding, timm's roll-then-pad moves different tokens into each window
     than pad-then-roll; with O(1) weights the outputs differ by far more than rounding (> 1e-3)."""
-    cfg_t = SwinConfig(img_size=(28, 36), embed_dim=8, depths=(2,), num_heads=(2,), window_size=4,
-                       num_classes=5)
+    cfg_t = SwinConfig(
+        img_size=(28, 36), embed_dim=8, depths=(2,), num_heads=(2,), window_size=4, num_classes=5
+    )
     cfg_d = dataclasses.replace(cfg_t, semantics="detection")  # 7x9 grid: pads to 8x12, shift 2
     params = random_params(cfg_t)
     x = random_image(cfg_t, (28, 36))
@@ -147,7 +163,9 @@ def test_roll_then_pad_differs_from_pad_then_roll():
     assert np.array_equal(a, b), "the unshifted block must not depend on pad/roll order"
     a = run(cfg_t, params, x)[0]
     b = run(cfg_d, params, x)[0]
-    assert np.abs(a - b).max() > 1e-3, f"expected the shifted block to differ, max diff {np.abs(a - b).max():.3e}"
+    assert np.abs(a - b).max() > 1e-3, (
+        f"expected the shifted block to differ, max diff {np.abs(a - b).max():.3e}"
+    )
 
 
 # ----- detection: never clamps, always shifts -------------------------------------------------
@@ -176,16 +194,21 @@ def test_detection_runs_any_size(m):
     logits, inter = run(m.cfg, random_params(m.cfg), random_image(m.cfg, m.size))
     assert np.all(np.isfinite(logits)), f"non-finite logits at {m.size}"
     h, w = -(-m.size[0] // 4), -(-m.size[1] // 4)
-    assert inter["layers.0"].shape[1:3] == (h, w), f"stage 0 grid {inter['layers.0'].shape[1:3]}, expected {(h, w)}"
-    assert inter["layers.1"].shape[1:3] == (-(-h // 2), -(-w // 2)), "stage 1 grid is not ceil(h/2) x ceil(w/2)"
+    assert inter["layers.0"].shape[1:3] == (h, w), (
+        f"stage 0 grid {inter['layers.0'].shape[1:3]}, expected {(h, w)}"
+    )
+    assert inter["layers.1"].shape[1:3] == (-(-h // 2), -(-w // 2)), (
+        "stage 1 grid is not ceil(h/2) x ceil(w/2)"
+    )
 
 
 # ----- official ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("img,window", [(64, 4), (32, 4), (112, 7)])
 def test_official_equals_timm_on_square_grids(img, window):
     """On square grids both rules clamp the same way and nothing is padded: identical computation."""
-    cfg = SwinConfig(img_size=img, embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=window,
-                     num_classes=5)
+    cfg = SwinConfig(
+        img_size=img, embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=window, num_classes=5
+    )
     off = dataclasses.replace(cfg, semantics="official")
     params = random_params(cfg)
     x = random_image(cfg, (img, img))
@@ -196,8 +219,7 @@ def test_official_equals_timm_on_square_grids(img, window):
 def test_official_min_rule_on_a_non_square_grid():
     """Stage 1 grid 8x4, window 4: the official rule (min(H, W) <= M) drops both shifts, timm drops
     only the width shift. transformers uses the official rule and pads nothing here: equal to it."""
-    base = dict(img_size=(64, 32), embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=4,
-                num_classes=5)
+    base = dict(img_size=(64, 32), embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=4, num_classes=5)
     cfgs = {s: SwinConfig(**base, semantics=s) for s in ("official", "hf", "timm")}
     params = random_params(cfgs["official"])
     x = random_image(cfgs["official"], (64, 32))
@@ -208,14 +230,24 @@ def test_official_min_rule_on_a_non_square_grid():
     assert np.abs(out["official"] - out["timm"]).max() > 1e-3, "timm keeps a shift; outputs must differ"
 
 
-@pytest.mark.parametrize("img,window,size,match", [
-    (64, 4, (60, 64), "does not match the config's img_size"),
-    (20, 5, (20, 20), "patch merging needs an even grid"),  # 5x5 grid merged
-    (32, 3, (32, 32), "not a multiple of the window"),  # 8x8 grid, window 3, no padding
-])
+@pytest.mark.parametrize(
+    "img,window,size,match",
+    [
+        (64, 4, (60, 64), "does not match the config's img_size"),
+        (20, 5, (20, 20), "patch merging needs an even grid"),  # 5x5 grid merged
+        (32, 3, (32, 32), "not a multiple of the window"),  # 8x8 grid, window 3, no padding
+    ],
+)
 def test_official_rejects_what_the_released_code_asserts(img, window, size, match):
-    cfg = SwinConfig(img_size=img, embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=window,
-                     num_classes=5, semantics="official")
+    cfg = SwinConfig(
+        img_size=img,
+        embed_dim=8,
+        depths=(2, 2),
+        num_heads=(2, 4),
+        window_size=window,
+        num_classes=5,
+        semantics="official",
+    )
     with pytest.raises(ValueError, match=match):
         run(cfg, random_params(cfg), random_image(cfg, size))
 
@@ -235,18 +267,28 @@ def test_timm_strict_and_any_size_modes():
 
 def test_hf_clamp_below_the_table_window_is_an_error():
     """transformers shrinks the window to min(H, W) but keeps an M x M bias: it fails, so do we."""
-    cfg = SwinConfig(img_size=32, embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=7,
-                     num_classes=5, semantics="hf")
+    cfg = SwinConfig(
+        img_size=32,
+        embed_dim=8,
+        depths=(2, 2),
+        num_heads=(2, 4),
+        window_size=7,
+        num_classes=5,
+        semantics="hf",
+    )
     with pytest.raises(ValueError, match="transformers clamps the window to 4x4"):
         run(cfg, random_params(cfg), random_image(cfg, (32, 32)))  # 8x8 then 4x4 grid
 
 
-@pytest.mark.parametrize("sem,size,match", [
-    ("torchvision", (3, 8), "too small to give a single 4x4 patch"),
-    ("timm", (2, 8), "not a multiple of the patch size"),
-    ("detection", (0, 8), "too small"),
-    ("hf", (8, 0), "too small"),
-])
+@pytest.mark.parametrize(
+    "sem,size,match",
+    [
+        ("torchvision", (3, 8), "too small to give a single 4x4 patch"),
+        ("timm", (2, 8), "not a multiple of the patch size"),
+        ("detection", (0, 8), "too small"),
+        ("hf", (8, 0), "too small"),
+    ],
+)
 def test_too_small_for_a_token(sem, size, match):
     cfg = SwinConfig(**_TWO_STAGE, semantics=sem, strict_img_size=False)
     with pytest.raises(ValueError, match=match):

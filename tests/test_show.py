@@ -9,9 +9,9 @@ pytest.importorskip("matplotlib")
 
 import array_api_compat.numpy as xp  # noqa: E402
 
-from swinref.tools import show  # noqa: E402
 from swinref.cli import main  # noqa: E402
 from swinref.core.windows import region_ids, shift_mask  # noqa: E402
+from swinref.tools import show  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -23,32 +23,38 @@ def _assert_png(path, min_bytes=2_000):
     assert len(data) >= min_bytes, f"{path.name}: expected at least {min_bytes} bytes, got {len(data)}"
 
 
-@pytest.mark.parametrize("size, window, shift", [
-    ((8, 8), (4, 4), (2, 2)),  # the paper's picture
-    ((6, 8), (3, 4), (1, 2)),  # non-square window, per-axis shift
-    ((7, 10), (3, 4), (1, 3)),  # padded to 9x12
-    ((4, 4), (4, 4), (0, 0)),  # no shift: one region
-])
+@pytest.mark.parametrize(
+    "size, window, shift",
+    [
+        ((8, 8), (4, 4), (2, 2)),  # the paper's picture
+        ((6, 8), (3, 4), (1, 2)),  # non-square window, per-axis shift
+        ((7, 10), (3, 4), (1, 3)),  # padded to 9x12
+        ((4, 4), (4, 4), (0, 0)),  # no shift: one region
+    ],
+)
 def test_drawn_region_ids_and_masks_are_the_codes(tmp_path, size, window, shift):
     g = show.Geometry(size, window, shift)
     drawn = show.draw_window_regrouping(g, tmp_path / "regroup.png")
     expected_after = np.asarray(region_ids(g.padded, window, shift, xp=xp))
     assert np.array_equal(drawn["after"], expected_after), (
-        f"after-roll ids drawn:\n{drawn['after']}\nexpected swinref.core.windows.region_ids:\n{expected_after}")
+        f"after-roll ids drawn:\n{drawn['after']}\nexpected swinref.core.windows.region_ids:\n{expected_after}"
+    )
     # before the roll, token (i, j) carries the id it gets at ((i - s) mod H, (j - s) mod W)
     Hp, Wp = g.padded
     for i in range(Hp):
         for j in range(Wp):
             rolled = expected_after[(i - shift[0]) % Hp, (j - shift[1]) % Wp]
             assert drawn["before"][i, j] == rolled, (
-                f"before-roll id at {(i, j)}: expected {rolled}, got {drawn['before'][i, j]}")
+                f"before-roll id at {(i, j)}: expected {rolled}, got {drawn['before'][i, j]}"
+            )
     masks = show.draw_masks(g, tmp_path / "masks.png")
     expected_masks = np.asarray(shift_mask(g.padded, window, shift, xp=xp))
     assert np.array_equal(masks, expected_masks), "masks drawn differ from swinref.core.windows.shift_mask"
     # the regular windows after the roll are drawn at multiples of M
     expected_lines = (list(range(window[0], Hp, window[0])), list(range(window[1], Wp, window[1])))
     assert drawn["lines_after"] == expected_lines, (
-        f"window lines after the roll: expected {expected_lines}, got {drawn['lines_after']}")
+        f"window lines after the roll: expected {expected_lines}, got {drawn['lines_after']}"
+    )
     _assert_png(tmp_path / "regroup.png")
     _assert_png(tmp_path / "masks.png")
 
@@ -77,8 +83,25 @@ def test_attention_map_stays_in_the_query_region(query):
 
 
 def test_cli_writes_four_pngs(tmp_path, capsys):
-    rc = main(["show", "--out", str(tmp_path), "--size", "7", "10", "--window", "3", "4",
-               "--shift", "1", "2", "--query", "6", "9"])
+    rc = main(
+        [
+            "show",
+            "--out",
+            str(tmp_path),
+            "--size",
+            "7",
+            "10",
+            "--window",
+            "3",
+            "4",
+            "--shift",
+            "1",
+            "2",
+            "--query",
+            "6",
+            "9",
+        ]
+    )
     assert rc == 0, f"expected exit 0, got {rc}"
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["attention.png", "cyclic_shift.png", "masks.png", "window_regrouping.png"], names
@@ -87,11 +110,14 @@ def test_cli_writes_four_pngs(tmp_path, capsys):
     assert str(tmp_path / "masks.png") in capsys.readouterr().out, "the paths written should be printed"
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--window", "4", "--shift", "4"], "must be below the window"),
-    (["--window", "0"], "window (Mh, Mw) must be one or two integers >= 1"),
-    (["--query", "8", "0"], "outside the 8x8 grid"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--window", "4", "--shift", "4"], "must be below the window"),
+        (["--window", "0"], "window (Mh, Mw) must be one or two integers >= 1"),
+        (["--query", "8", "0"], "outside the 8x8 grid"),
+    ],
+)
 def test_cli_rejects_bad_geometry(tmp_path, capsys, argv, words):
     rc = main(["show", "--out", str(tmp_path), *argv])
     err = capsys.readouterr().err

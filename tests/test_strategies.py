@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 from hypothesis import find, given
-
 from strategies import (
     embed_cases,
     float_lists,

@@ -11,20 +11,27 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_close
 from hypothesis import HealthCheck, given, settings
+from strategies import v2_logit_scales, v2_query_rows, v2_windows
 
 import swinref
 from swinref import v2
-from conftest import assert_close
-from strategies import v2_logit_scales, v2_query_rows, v2_windows
 
 # fixtures do not change between hypothesis examples here (a backend is a constant namespace)
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # A model small enough for every backend: grids 8 -> 4 with window 3, so stage 1 pads (8 -> 9)
 # and shifts, stage 2 pads (4 -> 6) and shifts; stage 1 has a pre-training window.
-SMALL = v2.SwinV2Config(img_size=32, embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=3,
-                        pretrained_window_sizes=(5, 0), num_classes=5)
+SMALL = v2.SwinV2Config(
+    img_size=32,
+    embed_dim=8,
+    depths=(2, 2),
+    num_heads=(2, 4),
+    window_size=3,
+    pretrained_window_sizes=(5, 0),
+    num_classes=5,
+)
 
 
 def _np_normalize(x):
@@ -43,8 +50,9 @@ def _np_coords(window, pretrained):
 def _np_index(window):
     Mh, Mw = window
     coords = [(h, w) for h in range(Mh) for w in range(Mw)]
-    return np.array([[(hi - hj + Mh - 1) * (2 * Mw - 1) + (wi - wj + Mw - 1) for hj, wj in coords]
-                     for hi, wi in coords])
+    return np.array(
+        [[(hi - hj + Mh - 1) * (2 * Mw - 1) + (wi - wj + Mw - 1) for hj, wj in coords] for hi, wi in coords]
+    )
 
 
 def _np_layer_norm(x, w, b):
@@ -101,19 +109,28 @@ def test_coords_table_matches_formula(be, case):
     assert np.array_equal(got, -got[::-1]), "the table must be odd: row -(dh, dw) = -row (dh, dw)"
 
 
-@pytest.mark.parametrize("window,pretrained", [((4, 4), (0, 0)), ((3, 5), (0, 0)), ((6, 6), (4, 4)),
-                                               ((1, 1), (0, 0))])
+@pytest.mark.parametrize(
+    "window,pretrained", [((4, 4), (0, 0)), ((3, 5), (0, 0)), ((6, 6), (4, 4)), ((1, 1), (0, 0))]
+)
 def test_continuous_position_bias_matches_formula(be, window, pretrained):
     rng = np.random.default_rng(0)
     nH = 3
-    p = {"cpb_mlp.0.weight": rng.normal(size=(512, 2)), "cpb_mlp.0.bias": rng.normal(size=512),
-         "cpb_mlp.2.weight": rng.normal(size=(nH, 512)) / 20}
+    p = {
+        "cpb_mlp.0.weight": rng.normal(size=(512, 2)),
+        "cpb_mlp.0.bias": rng.normal(size=512),
+        "cpb_mlp.2.weight": rng.normal(size=(nH, 512)) / 20,
+    }
     coords = _np_coords(window, pretrained).astype(np.float32).astype(np.float64)
     index = _np_index(window)
     table = np.maximum(coords @ p["cpb_mlp.0.weight"].T + p["cpb_mlp.0.bias"], 0) @ p["cpb_mlp.2.weight"].T
     want = 16 / (1 + np.exp(-table[index].transpose(2, 0, 1)))  # (nH, N, N)
-    got = v2.continuous_position_bias({k: be.asarray(v) for k, v in p.items()}, be.asarray(coords),
-                                      be.asarray(index), num_heads=nH, xp=be.xp)
+    got = v2.continuous_position_bias(
+        {k: be.asarray(v) for k, v in p.items()},
+        be.asarray(coords),
+        be.asarray(index),
+        num_heads=nH,
+        xp=be.xp,
+    )
     assert_close(got, want, atol=1e-12, what="16 * sigmoid(cpb_mlp(coords))[index]")
     assert np.all((swinref.to_numpy(got) > 0) & (swinref.to_numpy(got) < 16)), "bias outside (0, 16)"
 
@@ -123,11 +140,17 @@ def test_window_attention_matches_direct_formula(be):
     rng = np.random.default_rng(1)
     B_, M, C, nH = 4, (2, 3), 6, 2
     N, d = M[0] * M[1], C // nH
-    p = {"qkv.weight": rng.normal(size=(3 * C, C)), "q_bias": rng.normal(size=C),
-         "v_bias": rng.normal(size=C), "logit_scale": np.array([[[1.0]], [[6.0]]]),
-         "cpb_mlp.0.weight": rng.normal(size=(512, 2)), "cpb_mlp.0.bias": rng.normal(size=512),
-         "cpb_mlp.2.weight": rng.normal(size=(nH, 512)) / 20, "proj.weight": rng.normal(size=(C, C)),
-         "proj.bias": rng.normal(size=C)}
+    p = {
+        "qkv.weight": rng.normal(size=(3 * C, C)),
+        "q_bias": rng.normal(size=C),
+        "v_bias": rng.normal(size=C),
+        "logit_scale": np.array([[[1.0]], [[6.0]]]),
+        "cpb_mlp.0.weight": rng.normal(size=(512, 2)),
+        "cpb_mlp.0.bias": rng.normal(size=512),
+        "cpb_mlp.2.weight": rng.normal(size=(nH, 512)) / 20,
+        "proj.weight": rng.normal(size=(C, C)),
+        "proj.bias": rng.normal(size=C),
+    }
     x = rng.normal(size=(B_, N, C))
     x[0, -1] = 0.0  # a padded token: its k is exactly zero
     mask = np.where(rng.random((2, N, N)) < 0.3, -100.0, 0.0)
@@ -143,8 +166,15 @@ def test_window_attention_matches_direct_formula(be):
         attn = np.exp(logits - logits.max(-1, keepdims=True))
         attn /= attn.sum(-1, keepdims=True)
         want = (attn @ v).transpose(0, 2, 1, 3).reshape(B_, N, C) @ p["proj.weight"].T + p["proj.bias"]
-        got = v2.window_attention({k_: be.asarray(a) for k_, a in p.items()}, be.asarray(x), num_heads=nH,
-                                  window=M, mask=be.asarray(mask), mask_repeats=repeats, xp=be.xp)
+        got = v2.window_attention(
+            {k_: be.asarray(a) for k_, a in p.items()},
+            be.asarray(x),
+            num_heads=nH,
+            window=M,
+            mask=be.asarray(mask),
+            mask_repeats=repeats,
+            xp=be.xp,
+        )
         assert_close(got, want, atol=1e-11, what=f"V2 window attention, mask added {repeats}x")
 
 
@@ -152,11 +182,15 @@ def test_patch_merging_reduces_before_norm(be):
     rng = np.random.default_rng(2)
     B, H, W, C = 2, 5, 4, 3  # odd H: padded with a zero row first
     x = rng.normal(size=(B, H, W, C))
-    p = {"reduction.weight": rng.normal(size=(2 * C, 4 * C)), "norm.weight": rng.normal(size=2 * C),
-         "norm.bias": rng.normal(size=2 * C)}
+    p = {
+        "reduction.weight": rng.normal(size=(2 * C, 4 * C)),
+        "norm.weight": rng.normal(size=2 * C),
+        "norm.bias": rng.normal(size=2 * C),
+    }
     xpad = np.concatenate([x, np.zeros((B, 1, W, C))], axis=1)
-    cat = np.concatenate([xpad[:, 0::2, 0::2], xpad[:, 1::2, 0::2], xpad[:, 0::2, 1::2],
-                          xpad[:, 1::2, 1::2]], axis=-1)  # the official x0, x1, x2, x3 order
+    cat = np.concatenate(
+        [xpad[:, 0::2, 0::2], xpad[:, 1::2, 0::2], xpad[:, 0::2, 1::2], xpad[:, 1::2, 1::2]], axis=-1
+    )  # the official x0, x1, x2, x3 order
     want = _np_layer_norm(cat @ p["reduction.weight"].T, p["norm.weight"], p["norm.bias"])
     got = v2.patch_merging({k: be.asarray(v) for k, v in p.items()}, be.asarray(x), xp=be.xp)
     assert_close(got, want, atol=1e-12, what="V2 merge: Linear(4C -> 2C), then LayerNorm(2C)")
@@ -180,15 +214,17 @@ def test_timm_init_makes_every_block_the_identity():
     for i, depth in enumerate(SMALL.depths):
         start = inter["patch_embed"] if i == 0 else inter[f"layers.{i}.downsample"]
         assert np.array_equal(inter[f"layers.{i}.blocks.{depth - 1}"], start), (
-            f"stage {i}: blocks changed x although norm1/norm2 are zero")
+            f"stage {i}: blocks changed x although norm1/norm2 are zero"
+        )
 
 
 def test_forward_agrees_across_backends(be):
     params = v2.init_params(SMALL, seed=4, scheme="random")
     x = np.random.default_rng(5).standard_normal((2, 3, 32, 32))
     want, want_inter = v2.forward(params, x, SMALL, return_intermediates=True)
-    got, inter = v2.forward(swinref.to_namespace(params, be.xp, device=be.device), be.asarray(x), SMALL,
-                            return_intermediates=True)
+    got, inter = v2.forward(
+        swinref.to_namespace(params, be.xp, device=be.device), be.asarray(x), SMALL, return_intermediates=True
+    )
     assert list(inter) == list(want_inter), f"intermediate names {list(inter)}, expected {list(want_inter)}"
     # float64 with different BLAS / libm: rounding only, 1e-10 as in the cross-checks
     for name in ("layers.0", "layers.1", "logits"):
@@ -198,8 +234,19 @@ def test_forward_agrees_across_backends(be):
 def test_intermediate_names_follow_v1_scheme():
     params = v2.init_params(SMALL, seed=0, scheme="random")
     _, inter = v2.forward(params, np.zeros((1, 3, 32, 32)), SMALL, return_intermediates=True)
-    want = ["patch_embed", "layers.0.blocks.0", "layers.0.blocks.1", "layers.0", "layers.1.downsample",
-            "layers.1.blocks.0", "layers.1.blocks.1", "layers.1", "norm", "pre_logits", "logits"]
+    want = [
+        "patch_embed",
+        "layers.0.blocks.0",
+        "layers.0.blocks.1",
+        "layers.0",
+        "layers.1.downsample",
+        "layers.1.blocks.0",
+        "layers.1.blocks.1",
+        "layers.1",
+        "norm",
+        "pre_logits",
+        "logits",
+    ]
     assert list(inter) == want, f"names {list(inter)}, expected {want}"
 
 
@@ -207,7 +254,8 @@ def test_swinref_forward_dispatches_on_v2_configs():
     params = v2.init_params(SMALL, seed=6, scheme="random")
     x = np.random.default_rng(7).standard_normal((1, 3, 32, 32))
     assert np.array_equal(swinref.forward(params, x, SMALL), v2.forward(params, x, SMALL)), (
-        "swinref.forward with a SwinV2Config must equal swinref.v2.forward")
+        "swinref.forward with a SwinV2Config must equal swinref.v2.forward"
+    )
 
 
 def test_hf_semantics_differ_only_through_shifted_blocks():
@@ -219,17 +267,23 @@ def test_hf_semantics_differ_only_through_shifted_blocks():
     assert diff > 1e-3, f"hf and timm semantics differ by {diff:.2e} on shifted blocks, expected > 1e-3"
     unshifted = dataclasses.replace(SMALL, depths=(1, 1))
     params1 = v2.init_params(unshifted, seed=8, scheme="random")
-    diff1 = np.abs(v2.forward(params1, x, unshifted)
-                   - v2.forward(params1, x, dataclasses.replace(unshifted, semantics="hf"))).max()
+    diff1 = np.abs(
+        v2.forward(params1, x, unshifted)
+        - v2.forward(params1, x, dataclasses.replace(unshifted, semantics="hf"))
+    ).max()
     # without shifts, hf's pad-first order is the same computation: equal up to rounding
     assert diff1 <= 1e-12, f"without shifted blocks hf differs from timm by {diff1:.2e}, expected 0"
 
 
-@pytest.mark.parametrize("semantics,res,want", [
-    ("timm", (8, 8), ((3, 3), (1, 1))), ("timm", (2, 5), ((2, 3), (0, 1))),
-    ("torchvision", (2, 5), ((3, 3), (0, 1))),  # no clamp; rows pad to 3 <= 3: that shift is 0
-    ("torchvision", (4, 4), ((3, 3), (1, 1))),
-])
+@pytest.mark.parametrize(
+    "semantics,res,want",
+    [
+        ("timm", (8, 8), ((3, 3), (1, 1))),
+        ("timm", (2, 5), ((2, 3), (0, 1))),
+        ("torchvision", (2, 5), ((3, 3), (0, 1))),  # no clamp; rows pad to 3 <= 3: that shift is 0
+        ("torchvision", (4, 4), ((3, 3), (1, 1))),
+    ],
+)
 def test_block_geometry_per_semantics(semantics, res, want):
     cfg = dataclasses.replace(SMALL, semantics=semantics)
     g = v2.block_geometry(res, cfg, stage=0, shifted=True)
@@ -251,13 +305,19 @@ def test_named_rejects_unknown_and_applies_overrides():
         v2.SwinV2Config.named("swin_t")
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(semantics="official"), "semantics must be one of timm, torchvision, hf"),
-    (dict(pretrained_window_sizes=(8,)), "pretrained_window_sizes has 1 entries for 4 stages"),
-    (dict(semantics="hf", window_size=(8, 4)), "semantics='hf' needs a square window"),
-    (dict(num_heads=(3, 6, 12, 25)), "stage 3 width 768 (embed_dim * 2**3) is not divisible by num_heads"),
-    (dict(img_size=30), "img_size 30x30 is not a multiple of patch_size 4"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(semantics="official"), "semantics must be one of timm, torchvision, hf"),
+        (dict(pretrained_window_sizes=(8,)), "pretrained_window_sizes has 1 entries for 4 stages"),
+        (dict(semantics="hf", window_size=(8, 4)), "semantics='hf' needs a square window"),
+        (
+            dict(num_heads=(3, 6, 12, 25)),
+            "stage 3 width 768 (embed_dim * 2**3) is not divisible by num_heads",
+        ),
+        (dict(img_size=30), "img_size 30x30 is not a multiple of patch_size 4"),
+    ],
+)
 def test_config_validation_names_the_problem(kwargs, message):
     with pytest.raises(ValueError, match="invalid SwinV2Config") as e:
         v2.SwinV2Config(**kwargs)
@@ -279,25 +339,38 @@ def test_init_params_is_seeded_and_follows_timm_init():
 
 # ----- bad input -----------------------------------------------------------------------------------
 def test_v1_weights_for_a_v2_config_name_the_missing_v2_keys():
-    v1_cfg = swinref.SwinConfig(img_size=32, embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=3,
-                                num_classes=5)
+    v1_cfg = swinref.SwinConfig(
+        img_size=32, embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=3, num_classes=5
+    )
     with pytest.raises(swinref.WeightsError) as e:
         v2.convert_state_dict(swinref.init_params(v1_cfg), SMALL)
     msg = str(e.value)
-    for needle in ("looks like a Swin V1 state dict", "missing", "layers.0.blocks.0.attn.logit_scale",
-                   "layers.0.blocks.0.attn.cpb_mlp.0.weight", "layers.0.blocks.0.attn.q_bias",
-                   "unexpected", "layers.0.blocks.0.attn.relative_position_bias_table"):
+    for needle in (
+        "looks like a Swin V1 state dict",
+        "missing",
+        "layers.0.blocks.0.attn.logit_scale",
+        "layers.0.blocks.0.attn.cpb_mlp.0.weight",
+        "layers.0.blocks.0.attn.q_bias",
+        "unexpected",
+        "layers.0.blocks.0.attn.relative_position_bias_table",
+    ):
         assert needle in msg, f"error does not mention {needle!r}:\n{msg}"
 
 
 def test_v2_weights_for_a_v1_config_name_the_missing_v1_keys():
-    v1_cfg = swinref.SwinConfig(img_size=32, embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=3,
-                                num_classes=5)
+    v1_cfg = swinref.SwinConfig(
+        img_size=32, embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=3, num_classes=5
+    )
     with pytest.raises(swinref.WeightsError) as e:
         swinref.convert_state_dict(v2.init_params(SMALL), v1_cfg)
     msg = str(e.value)
-    for needle in ("missing", "layers.0.blocks.0.attn.relative_position_bias_table",
-                   "layers.0.blocks.0.attn.qkv.bias", "unexpected", "layers.0.blocks.0.attn.logit_scale"):
+    for needle in (
+        "missing",
+        "layers.0.blocks.0.attn.relative_position_bias_table",
+        "layers.0.blocks.0.attn.qkv.bias",
+        "unexpected",
+        "layers.0.blocks.0.attn.logit_scale",
+    ):
         assert needle in msg, f"error does not mention {needle!r}:\n{msg}"
 
 
@@ -308,12 +381,20 @@ def test_misshaped_weights_are_listed():
         v2.convert_state_dict(sd, SMALL)
 
 
-@pytest.mark.parametrize("shape,dtype,error,message", [
-    ((3, 32, 32), "float64", ValueError, r"rank 4, \(B, 3, H, W\)"),
-    ((1, 4, 32, 32), "float64", ValueError, r"4 channels, config expects in_chans=3"),
-    ((1, 3, 32, 32), "int64", TypeError, "dtype must be float32 or float64"),
-    ((1, 3, 64, 32), "float64", ValueError, r"input size 64x32 does not match the config's img_size 32x32"),
-])
+@pytest.mark.parametrize(
+    "shape,dtype,error,message",
+    [
+        ((3, 32, 32), "float64", ValueError, r"rank 4, \(B, 3, H, W\)"),
+        ((1, 4, 32, 32), "float64", ValueError, r"4 channels, config expects in_chans=3"),
+        ((1, 3, 32, 32), "int64", TypeError, "dtype must be float32 or float64"),
+        (
+            (1, 3, 64, 32),
+            "float64",
+            ValueError,
+            r"input size 64x32 does not match the config's img_size 32x32",
+        ),
+    ],
+)
 def test_bad_input_is_named(shape, dtype, error, message):
     params = v2.init_params(SMALL)
     with pytest.raises(error, match=message):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import swinref
-from swinref.tools import vectors as V
 from swinref.cli import main
+from swinref.tools import vectors as V
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,9 @@ def suite(tmp_path_factory):
 
 
 def _digests(folder) -> dict[str, str]:
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
-            for name in sorted(os.listdir(folder))}
+    return {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in sorted(os.listdir(folder))
+    }
 
 
 def _manifest(folder) -> dict:
@@ -52,8 +53,9 @@ def test_two_runs_are_byte_identical(suite, tmp_path):
     again = tmp_path / "again"
     V.write_suite(again)
     first, second = _digests(suite), _digests(again)
-    assert first == second, (f"expected identical files; differing: "
-                             f"{sorted(k for k in first if first[k] != second.get(k))}")
+    assert first == second, (
+        f"expected identical files; differing: {sorted(k for k in first if first[k] != second.get(k))}"
+    )
 
 
 def test_manifest_lists_every_file_with_its_digest(suite):
@@ -131,6 +133,7 @@ def test_vectors_agree_with_direct_computation(suite):
 
     t, _ = V.read_case_file(suite / "gelu.float64.safetensors")
     from math import erf, sqrt
+
     want = np.array([0.5 * v * (1 + erf(v / sqrt(2))) for v in t["inputs/x"].ravel()]).reshape(4, 64)
     # 1e-15 abs: math.erf and swinref's erfc form are both within a few ulp on |x| <= 10
     assert np.abs(t["outputs/y"] - want).max() < 1e-14, "gelu vectors differ from the erf formula"
@@ -184,8 +187,9 @@ def make_broken_port(suite, port):
     data = (port / "layer_norm.float32.safetensors").read_bytes()
     (port / "layer_norm.float32.safetensors").write_bytes(data[: len(data) // 2])
     y = t("patch_merging_b2.float64.safetensors")["outputs/y"]
-    _outputs_only(suite, port, "patch_merging_b2.float64.safetensors",
-                  y=y.reshape(y.shape[0], -1, y.shape[-1]))  # (B, h, w, C) flattened to (B, h*w, C)
+    _outputs_only(
+        suite, port, "patch_merging_b2.float64.safetensors", y=y.reshape(y.shape[0], -1, y.shape[-1])
+    )  # (B, h, w, C) flattened to (B, h*w, C)
     _outputs_only(suite, port, "model_v1_small_b2.float64.safetensors", logits=None)
     return port
 
@@ -229,9 +233,10 @@ def test_verify_names_every_failure_of_a_broken_port(suite, broken_port, tmp_pat
     assert len(testcases) == 96, f"expected one testcase per case, got {len(testcases)}"
     for name, (kind, word) in BROKEN.items():
         failure = testcases[name].find("failure")
-        assert failure is not None and failure.get("type") == kind and word in failure.get("message"), \
-            f"{name}: JUnit failure should be {kind} naming {word!r}, " \
+        assert failure is not None and failure.get("type") == kind and word in failure.get("message"), (
+            f"{name}: JUnit failure should be {kind} naming {word!r}, "
             f"got {None if failure is None else failure.attrib}"
+        )
     assert sum(tc.find("failure") is not None for tc in testcases.values()) == len(BROKEN)
 
 
@@ -259,14 +264,17 @@ def test_verify_refuses_a_missing_actual_directory(suite, tmp_path, capsys):
     assert "actual directory not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("a, b, ulps", [
-    (1.0, np.nextafter(np.float32(1.0), np.float32(2.0)), 1),
-    (1.0, 2.0, 2**23),  # one binade of float32
-    (0.0, -0.0, 0),
-    (1.4e-45, -1.4e-45, 2),  # smallest subnormals either side of zero
-    (-1.0, 1.0, 2 * 0x3F800000),
-    (3.4028235e38, np.inf, 1),
-])
+@pytest.mark.parametrize(
+    "a, b, ulps",
+    [
+        (1.0, np.nextafter(np.float32(1.0), np.float32(2.0)), 1),
+        (1.0, 2.0, 2**23),  # one binade of float32
+        (0.0, -0.0, 0),
+        (1.4e-45, -1.4e-45, 2),  # smallest subnormals either side of zero
+        (-1.0, 1.0, 2 * 0x3F800000),
+        (3.4028235e38, np.inf, 1),
+    ],
+)
 def test_ulp_distance_on_known_pairs(a, b, ulps):
     got = V.ulp_distance(np.array([a], dtype=np.float32), np.array([b], dtype=np.float32))
     assert int(got[0]) == ulps, f"ulp({a}, {b}): expected {ulps}, got {int(got[0])}"

@@ -14,9 +14,6 @@ import pytest
 import torch
 from hypothesis import event, given
 from hypothesis import strategies as st
-
-import swinref
-from swinref.models.video_inflate import inflate_2d
 from strategies_video import (
     InflationCase,
     backend_settings,
@@ -28,9 +25,12 @@ from strategies_video import (
     stage_sizes,
     windows3d,
 )
+
+import swinref
 from swinref import video
 from swinref.core.backend import to_numpy
 from swinref.models.v1 import patch_merging as patch_merging_2d
+from swinref.models.video_inflate import inflate_2d
 
 NP = swinref.get_namespace("numpy")
 
@@ -40,7 +40,8 @@ def _assert_equal(got, expected, what):
     assert got.shape == expected.shape, f"{what}: shape {got.shape}, expected {expected.shape}"
     assert np.array_equal(got, expected), (
         f"{what}: {np.sum(got != expected)} of {got.size} values differ; first mismatch at "
-        f"{np.argwhere(got != expected)[0].tolist()}")
+        f"{np.argwhere(got != expected)[0].tolist()}"
+    )
 
 
 # ----- window partition / reverse ------------------------------------------------------------
@@ -54,9 +55,9 @@ def test_partition_then_reverse_is_identity(be, g, batch, channels, seed):
     N = int(np.prod(g.window))
     nW = D * H * W // N
     assert tuple(windows.shape) == (batch * nW, N, channels), (
-        f"partition shape: expected {(batch * nW, N, channels)}, got {tuple(windows.shape)}")
-    _assert_equal(video.window_reverse(windows, g.window, D, H, W, xp=be.xp), x,
-                  "reverse(partition(x))")
+        f"partition shape: expected {(batch * nW, N, channels)}, got {tuple(windows.shape)}"
+    )
+    _assert_equal(video.window_reverse(windows, g.window, D, H, W, xp=be.xp), x, "reverse(partition(x))")
 
 
 @backend_settings
@@ -68,8 +69,15 @@ def test_partition_order_is_window_then_token_row_major(be, g, seed):
     x = np.random.default_rng(seed).permutation(2 * D * H * W).astype(np.float64).reshape(2, D, H, W, 1)
     got = to_numpy(video.window_partition(be.asarray(x), g.window, xp=be.xp))[..., 0]
     b, kd, kh, kw, td, th, tw = np.meshgrid(
-        np.arange(2), np.arange(D // Md), np.arange(H // Mh), np.arange(W // Mw),
-        np.arange(Md), np.arange(Mh), np.arange(Mw), indexing="ij")
+        np.arange(2),
+        np.arange(D // Md),
+        np.arange(H // Mh),
+        np.arange(W // Mw),
+        np.arange(Md),
+        np.arange(Mh),
+        np.arange(Mw),
+        indexing="ij",
+    )
     expected = x[b, kd * Md + td, kh * Mh + th, kw * Mw + tw, 0].reshape(got.shape)
     _assert_equal(got, expected, "window partition order")
 
@@ -91,7 +99,8 @@ def test_relative_index_range_centre_and_symmetry(be, window):
     centre = (Md - 1) * (2 * Mh - 1) * (2 * Mw - 1) + (Mh - 1) * (2 * Mw - 1) + (Mw - 1)
     assert index.shape == (N, N), f"index shape: expected {(N, N)}, got {index.shape}"
     assert index.min() >= 0 and index.max() <= size - 1, (
-        f"index range: expected within [0, {size - 1}], got [{index.min()}, {index.max()}]")
+        f"index range: expected within [0, {size - 1}], got [{index.min()}, {index.max()}]"
+    )
     assert centre == (size - 1) // 2, f"centre {centre} is not the middle of {size} rows"
     assert np.all(np.diag(index) == centre), f"diagonal: expected all {centre}, got {np.diag(index)}"
     # offset (i, j) is minus offset (j, i), and the table is laid out symmetric about its centre
@@ -121,8 +130,9 @@ def _mask_by_unrolling(size, window, shift):
     p = np.stack([g.ravel() for g in grids], axis=-1)  # (L, 3) rolled positions
     o = (p + np.array(shift)) % np.array(size)  # (L, 3) where they came from
     win = p // np.array(window)  # window coordinates of each token
-    order = np.lexsort((p[:, 2] % window[2], p[:, 1] % window[1], p[:, 0] % window[0],
-                        win[:, 2], win[:, 1], win[:, 0]))  # window row-major, then token row-major
+    order = np.lexsort(
+        (p[:, 2] % window[2], p[:, 1] % window[1], p[:, 0] % window[0], win[:, 2], win[:, 1], win[:, 0])
+    )  # window row-major, then token row-major
     N = int(np.prod(window))
     p, o = p[order].reshape(-1, N, 3), o[order].reshape(-1, N, 3)
     same = np.all((o[:, :, None] - o[:, None, :]) == (p[:, :, None] - p[:, None, :]), axis=-1)
@@ -150,12 +160,15 @@ def test_region_count_is_the_product_of_slices_per_axis(be, g):
 
 
 # ----- window clamp and the released bias quirk ----------------------------------------------
-@pytest.mark.parametrize("resolution, window, shift, expected", [
-    ((8, 56, 56), (8, 7, 7), (4, 3, 3), ((8, 7, 7), (0, 3, 3))),  # <=: D == Md is clamped
-    ((16, 7, 7), (8, 7, 7), (4, 3, 3), ((8, 7, 7), (4, 0, 0))),  # last stage of Swin-T at 224
-    ((4, 14, 5), (8, 7, 7), (4, 3, 3), ((4, 7, 5), (0, 3, 0))),
-    ((9, 8, 8), (8, 7, 7), (4, 3, 3), ((8, 7, 7), (4, 3, 3))),
-])
+@pytest.mark.parametrize(
+    "resolution, window, shift, expected",
+    [
+        ((8, 56, 56), (8, 7, 7), (4, 3, 3), ((8, 7, 7), (0, 3, 3))),  # <=: D == Md is clamped
+        ((16, 7, 7), (8, 7, 7), (4, 3, 3), ((8, 7, 7), (4, 0, 0))),  # last stage of Swin-T at 224
+        ((4, 14, 5), (8, 7, 7), (4, 3, 3), ((4, 7, 5), (0, 3, 0))),
+        ((9, 8, 8), (8, 7, 7), (4, 3, 3), ((8, 7, 7), (4, 3, 3))),
+    ],
+)
 def test_get_window_size_clamps_per_dimension_with_le(resolution, window, shift, expected):
     got = video.get_window_size(resolution, window, shift)
     assert got == expected, f"get_window_size{resolution, window, shift}: expected {expected}, got {got}"
@@ -169,13 +182,16 @@ def _proper_rows(clamped, full):
     return off[..., 0] * (2 * Mh - 1) * (2 * Mw - 1) + off[..., 1] * (2 * Mw - 1) + off[..., 2]
 
 
-@pytest.mark.parametrize("full, clamped, pairs_are_right", [
-    ((8, 7, 7), (4, 7, 7), True),  # temporal clamp only: time is the outermost axis
-    ((4, 3, 3), (1, 3, 3), True),
-    ((8, 7, 7), (8, 4, 7), False),  # spatial clamp: the first N tokens are other tokens
-    ((2, 3, 3), (2, 3, 2), False),
-    ((4, 3, 3), (2, 2, 2), False),
-])
+@pytest.mark.parametrize(
+    "full, clamped, pairs_are_right",
+    [
+        ((8, 7, 7), (4, 7, 7), True),  # temporal clamp only: time is the outermost axis
+        ((4, 3, 3), (1, 3, 3), True),
+        ((8, 7, 7), (8, 4, 7), False),  # spatial clamp: the first N tokens are other tokens
+        ((2, 3, 3), (2, 3, 2), False),
+        ((4, 3, 3), (2, 2, 2), False),
+    ],
+)
 def test_clamped_window_takes_the_first_entries_of_the_full_index(full, clamped, pairs_are_right):
     nH = 2
     rows = (2 * full[0] - 1) * (2 * full[1] - 1) * (2 * full[2] - 1)
@@ -187,13 +203,18 @@ def test_clamped_window_takes_the_first_entries_of_the_full_index(full, clamped,
     same = np.array_equal(first, _proper_rows(clamped, full))
     assert same == pairs_are_right, (
         f"full {full}, clamped {clamped}: expected the first-N rows to "
-        f"{'equal' if pairs_are_right else 'differ from'} the clamped window's own pairs")
+        f"{'equal' if pairs_are_right else 'differ from'} the clamped window's own pairs"
+    )
 
 
 # ----- components ----------------------------------------------------------------------------
-@given(patch=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),
-       thw=st.tuples(st.integers(1, 7), st.integers(1, 9), st.integers(1, 9)),
-       cin=st.integers(1, 3), cout=st.integers(1, 4), seed=seeds)
+@given(
+    patch=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),
+    thw=st.tuples(st.integers(1, 7), st.integers(1, 9), st.integers(1, 9)),
+    cin=st.integers(1, 3),
+    cout=st.integers(1, 4),
+    seed=seeds,
+)
 def test_patch_embed_equals_a_padded_conv3d(patch, thw, cin, cout, seed):
     """Reshape + matmul with end padding equals torch's conv3d (kernel = stride) on the padded clip.
 
@@ -204,12 +225,20 @@ def test_patch_embed_equals_a_padded_conv3d(patch, thw, cin, cout, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, cin) + thw)
     weight, bias = rng.standard_normal((cout, cin) + patch), rng.standard_normal(cout)
-    got = video.patch_embed({"proj.weight": NP.asarray(weight), "proj.bias": NP.asarray(bias)},
-                            NP.asarray(x), patch_size=patch, patch_norm=False, xp=NP)
+    got = video.patch_embed(
+        {"proj.weight": NP.asarray(weight), "proj.bias": NP.asarray(bias)},
+        NP.asarray(x),
+        patch_size=patch,
+        patch_norm=False,
+        xp=NP,
+    )
     pads = [(-n) % p for n, p in zip(thw, patch)]
     padded = torch.nn.functional.pad(torch.from_numpy(x), (0, pads[2], 0, pads[1], 0, pads[0]))
-    ref = torch.nn.functional.conv3d(padded, torch.from_numpy(weight), torch.from_numpy(bias),
-                                     stride=patch).permute(0, 2, 3, 4, 1).numpy()
+    ref = (
+        torch.nn.functional.conv3d(padded, torch.from_numpy(weight), torch.from_numpy(bias), stride=patch)
+        .permute(0, 2, 3, 4, 1)
+        .numpy()
+    )
     assert got.shape == ref.shape, f"shape: expected {ref.shape}, got {got.shape}"
     err = np.max(np.abs(np.asarray(got) - ref))
     assert err <= 1e-13, f"patch embed vs conv3d: max abs diff {err:.3e} > 1e-13"
@@ -220,9 +249,11 @@ def test_patch_merging_is_the_2d_merge_on_every_frame(D, H, W, seed):
     rng = np.random.default_rng(seed)
     C = 3
     x = rng.standard_normal((2, D, H, W, C))
-    p = {"norm.weight": NP.asarray(rng.standard_normal(4 * C)),
-         "norm.bias": NP.asarray(rng.standard_normal(4 * C)),
-         "reduction.weight": NP.asarray(rng.standard_normal((2 * C, 4 * C)))}
+    p = {
+        "norm.weight": NP.asarray(rng.standard_normal(4 * C)),
+        "norm.bias": NP.asarray(rng.standard_normal(4 * C)),
+        "reduction.weight": NP.asarray(rng.standard_normal((2 * C, 4 * C))),
+    }
     got = np.asarray(video.patch_merging(p, NP.asarray(x), xp=NP))
     for t in range(D):
         ref = np.asarray(patch_merging_2d(p, NP.asarray(x[:, t]), xp=NP))
@@ -245,10 +276,15 @@ def test_swin_t_parameter_count_follows_from_the_2d_count():
     assert got == expected, f"Video Swin-T params: expected {expected:,}, got {got:,}"
 
 
-@pytest.mark.parametrize("name, embed_dim, window, classes", [
-    ("swin_t", 96, (8, 7, 7), 400), ("swin_s", 96, (8, 7, 7), 400),
-    ("swin_b", 128, (8, 7, 7), 400), ("swin_b_sthv2", 128, (16, 7, 7), 174),
-])
+@pytest.mark.parametrize(
+    "name, embed_dim, window, classes",
+    [
+        ("swin_t", 96, (8, 7, 7), 400),
+        ("swin_s", 96, (8, 7, 7), 400),
+        ("swin_b", 128, (8, 7, 7), 400),
+        ("swin_b_sthv2", 128, (16, 7, 7), 174),
+    ],
+)
 def test_named_configs(name, embed_dim, window, classes):
     cfg = video.VideoSwinConfig.named(name)
     got = (cfg.embed_dim, cfg.window_size, cfg.num_classes, cfg.patch_size)
@@ -256,8 +292,9 @@ def test_named_configs(name, embed_dim, window, classes):
 
 
 # ----- the model on every backend ------------------------------------------------------------
-_TINY = video.VideoSwinConfig(embed_dim=8, depths=(2, 1), num_heads=(2, 4), window_size=(2, 2, 3),
-                              num_classes=5, in_chans=2)
+_TINY = video.VideoSwinConfig(
+    embed_dim=8, depths=(2, 1), num_heads=(2, 4), window_size=(2, 2, 3), num_classes=5, in_chans=2
+)
 
 
 def test_forward_agrees_on_every_backend(be):
@@ -268,8 +305,9 @@ def test_forward_agrees_on_every_backend(be):
     """
     params = video.init_params(_TINY, seed=1)
     x = np.random.default_rng(2).standard_normal((2, 2, 7, 13, 22))
-    ref, ref_inter = video.forward({k: NP.asarray(v) for k, v in params.items()}, NP.asarray(x),
-                                   _TINY, return_intermediates=True)
+    ref, ref_inter = video.forward(
+        {k: NP.asarray(v) for k, v in params.items()}, NP.asarray(x), _TINY, return_intermediates=True
+    )
     moved = swinref.to_namespace(params, be.xp, device=be.device)
     got, inter = video.forward(moved, be.asarray(x), _TINY, return_intermediates=True)
     assert list(inter) == list(ref_inter), f"intermediate names: {list(inter)} vs {list(ref_inter)}"
@@ -305,15 +343,28 @@ def test_intermediates_are_named_by_module_path():
 def _configs(case):
     H, W = case.tokens_hw
     cfg2d = swinref.SwinConfig(
-        img_size=(H * case.patch, W * case.patch), patch_size=case.patch,
-        in_chans=case.in_chans, num_classes=case.num_classes, embed_dim=case.embed_dim,
-        depths=case.depths, num_heads=case.num_heads, window_size=case.window[1:],
-        qkv_bias=case.qkv_bias, patch_norm=case.patch_norm)
+        img_size=(H * case.patch, W * case.patch),
+        patch_size=case.patch,
+        in_chans=case.in_chans,
+        num_classes=case.num_classes,
+        embed_dim=case.embed_dim,
+        depths=case.depths,
+        num_heads=case.num_heads,
+        window_size=case.window[1:],
+        qkv_bias=case.qkv_bias,
+        patch_norm=case.patch_norm,
+    )
     cfg3d = video.VideoSwinConfig(
-        patch_size=(case.patch_t, case.patch, case.patch), in_chans=case.in_chans,
-        embed_dim=case.embed_dim, depths=case.depths, num_heads=case.num_heads,
-        window_size=case.window, qkv_bias=case.qkv_bias, patch_norm=case.patch_norm,
-        num_classes=case.num_classes)
+        patch_size=(case.patch_t, case.patch, case.patch),
+        in_chans=case.in_chans,
+        embed_dim=case.embed_dim,
+        depths=case.depths,
+        num_heads=case.num_heads,
+        window_size=case.window,
+        qkv_bias=case.qkv_bias,
+        patch_norm=case.patch_norm,
+        num_classes=case.num_classes,
+    )
     return cfg2d, cfg3d
 
 
@@ -337,11 +388,24 @@ def _strong_params(cfg2d, seed):
 def _record_geometry(case):
     """Hypothesis events: which of the conditions in docs/video.md an example exercises."""
     D, Md = case.temporal_tokens, case.window[0]
-    event("time: " + ("clamped, D < Md" if D < Md else "D == Md" if D == Md
-                      else "shifted, D multiple of Md" if D % Md == 0 else "padded"))
+    event(
+        "time: "
+        + (
+            "clamped, D < Md"
+            if D < Md
+            else "D == Md"
+            if D == Md
+            else "shifted, D multiple of Md"
+            if D % Md == 0
+            else "padded"
+        )
+    )
     shifted_pad = exact_fit = False
-    for r_h, r_w, depth in zip(stage_sizes(case.tokens_hw[0], len(case.depths)),
-                               stage_sizes(case.tokens_hw[1], len(case.depths)), case.depths):
+    for r_h, r_w, depth in zip(
+        stage_sizes(case.tokens_hw[0], len(case.depths)),
+        stage_sizes(case.tokens_hw[1], len(case.depths)),
+        case.depths,
+    ):
         for r, M in ((r_h, case.window[1]), (r_w, case.window[2])):
             shifted_pad |= depth >= 2 and r > M and r % M != 0
             exact_fit |= r == M
@@ -356,10 +420,12 @@ def _identity_error(case, seed):
     B, Cin, T, H, W = case.video_shape
     frame = np.random.default_rng(seed + 1).standard_normal((B, Cin, H, W))
     clip = np.repeat(frame[:, :, None], T, axis=2)  # (B, Cin, T, H, W), every frame the same
-    _, inter2 = swinref.forward({k: NP.asarray(v) for k, v in p2.items()}, NP.asarray(frame),
-                                cfg2d, return_intermediates=True)
-    _, inter3 = video.forward({k: NP.asarray(v) for k, v in p3.items()}, NP.asarray(clip),
-                              cfg3d, return_intermediates=True)
+    _, inter2 = swinref.forward(
+        {k: NP.asarray(v) for k, v in p2.items()}, NP.asarray(frame), cfg2d, return_intermediates=True
+    )
+    _, inter3 = video.forward(
+        {k: NP.asarray(v) for k, v in p3.items()}, NP.asarray(clip), cfg3d, return_intermediates=True
+    )
     pairs = [("patch_embed", "backbone.patch_embed")]
     for i, depth in enumerate(case.depths):
         pairs += [(f"layers.{i}.blocks.{j}", f"backbone.layers.{i}.blocks.{j}") for j in range(depth)]
@@ -371,7 +437,8 @@ def _identity_error(case, seed):
         a2, a3 = np.asarray(inter2[n2]), np.asarray(inter3[n3])
         if a3.ndim == 5:  # (B, D, H, W, C): every temporal token against the frame's output
             assert a3.shape[1] == case.temporal_tokens, (
-                f"{n3}: {a3.shape[1]} temporal tokens, expected {case.temporal_tokens}")
+                f"{n3}: {a3.shape[1]} temporal tokens, expected {case.temporal_tokens}"
+            )
             a2 = np.broadcast_to(a2[:, None], a3.shape)
         assert a2.shape == a3.shape, f"{n3}: shape {a3.shape}, 2D {n2} has {a2.shape}"
         worst = max(worst, (float(np.max(np.abs(a3 - a2))), n3))
@@ -419,28 +486,46 @@ def test_identity_holds_exactly_where_docs_say(case, seed):
 
 
 def _case(**changes):
-    base = dict(embed_dim=4, depths=(2, 2), num_heads=(1, 2), patch=2, patch_t=2,
-                window=(2, 2, 2), frames=4, tokens_hw=(8, 8), in_chans=2, num_classes=3,
-                qkv_bias=True, patch_norm=True, batch=1)
+    base = dict(
+        embed_dim=4,
+        depths=(2, 2),
+        num_heads=(1, 2),
+        patch=2,
+        patch_t=2,
+        window=(2, 2, 2),
+        frames=4,
+        tokens_hw=(8, 8),
+        in_chans=2,
+        num_classes=3,
+        qkv_bias=True,
+        patch_norm=True,
+        batch=1,
+    )
     base.update(changes)
     return InflationCase(**base)
 
 
-@pytest.mark.parametrize("why, case", [
-    ("baseline: the identity holds", _case()),
-    ("temporal clamp: D = 1 < Md, the quirk takes the right pairs", _case(frames=2, window=(4, 2, 2))),
-    ("padding p = M / 2 = s under a shift: wrapped tokens stay one region", _case(tokens_hw=(9, 8))),
-    ("frames not a multiple of Pt: the last token embeds a zero frame", _case(frames=5)),
-    ("D > Md, not a multiple: padding tokens join the last window", _case(frames=6)),
-    ("padding p != M / 2 under a shift: 3D pads then rolls, 2D rolls then pads",
-     _case(window=(2, 3, 3), tokens_hw=(7, 9), depths=(2, 1))),
-])
+@pytest.mark.parametrize(
+    "why, case",
+    [
+        ("baseline: the identity holds", _case()),
+        ("temporal clamp: D = 1 < Md, the quirk takes the right pairs", _case(frames=2, window=(4, 2, 2))),
+        ("padding p = M / 2 = s under a shift: wrapped tokens stay one region", _case(tokens_hw=(9, 8))),
+        ("frames not a multiple of Pt: the last token embeds a zero frame", _case(frames=5)),
+        ("D > Md, not a multiple: padding tokens join the last window", _case(frames=6)),
+        (
+            "padding p != M / 2 under a shift: 3D pads then rolls, 2D rolls then pads",
+            _case(window=(2, 3, 3), tokens_hw=(7, 9), depths=(2, 1)),
+        ),
+    ],
+)
 def test_identity_examples(why, case):
     """Readable instances of the conditions in docs/video.md (the property above draws them)."""
     err, where = _identity_error(case, 0)
     expected = identity_holds(case)
     assert expected == (why.startswith(("baseline", "temporal clamp", "padding p = "))), (
-        f"{why}: identity_holds says {expected}")
+        f"{why}: identity_holds says {expected}"
+    )
     if expected:
         assert err <= 1e-10, f"{why}: diff {err:.3e} at {where} > 1e-10"
     else:
@@ -459,8 +544,11 @@ def test_inflated_weights_follow_the_released_recipe():
     table2 = p2["layers.1.blocks.0.attn.relative_position_bias_table"]
     table3 = p3["backbone.layers.1.blocks.0.attn.relative_position_bias_table"]
     _assert_equal(table3, np.concatenate([table2] * 3), "table repeated over 2*Md-1 = 3 offsets")
-    _assert_equal(p3["backbone.layers.0.downsample.reduction.weight"],
-                  p2["layers.1.downsample.reduction.weight"], "merge moved to the end of stage 0")
+    _assert_equal(
+        p3["backbone.layers.0.downsample.reduction.weight"],
+        p2["layers.1.downsample.reduction.weight"],
+        "merge moved to the end of stage 0",
+    )
     _assert_equal(p3["cls_head.fc_cls.weight"], p2["head.fc.weight"], "head copied")
     assert set(p3) == set(video.param_shapes(cfg3d)), "inflated names differ from param_shapes"
 
@@ -478,14 +566,17 @@ def _tiny_params():
     return {k: NP.asarray(v) for k, v in video.init_params(_TINY, seed=0).items()}
 
 
-@pytest.mark.parametrize("shape, message", [
-    ((1, 2, 16, 16), r"rank 5, \(B, 2, T, H, W\); got shape \(1, 2, 16, 16\).*add a time axis"),
-    ((1, 2, 4, 16, 16, 1), r"rank 5, \(B, 2, T, H, W\)"),
-    ((1, 3, 4, 16, 16), r"3 channels, config expects in_chans=2: shape must be \(B, 2, T, H, W\)"),
-    ((1, 2, 1, 16, 16), r"T=1, fewer than one patch \(T >= 2 needed"),
-    ((1, 2, 4, 3, 16), r"H=3, fewer than one patch \(H >= 4 needed"),
-    ((0, 2, 4, 16, 16), r"batch is empty"),
-])
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((1, 2, 16, 16), r"rank 5, \(B, 2, T, H, W\); got shape \(1, 2, 16, 16\).*add a time axis"),
+        ((1, 2, 4, 16, 16, 1), r"rank 5, \(B, 2, T, H, W\)"),
+        ((1, 3, 4, 16, 16), r"3 channels, config expects in_chans=2: shape must be \(B, 2, T, H, W\)"),
+        ((1, 2, 1, 16, 16), r"T=1, fewer than one patch \(T >= 2 needed"),
+        ((1, 2, 4, 3, 16), r"H=3, fewer than one patch \(H >= 4 needed"),
+        ((0, 2, 4, 16, 16), r"batch is empty"),
+    ],
+)
 def test_bad_video_shape_is_named(shape, message):
     with pytest.raises(ValueError, match=message):
         video.forward(_tiny_params(), NP.asarray(np.zeros(shape)), _TINY)
@@ -505,12 +596,18 @@ def test_missing_and_misshaped_params_are_listed():
         video.forward(params, NP.asarray(np.zeros((1, 2, 4, 8, 8))), _TINY)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(window_size=(8, 7)), "window_size must be an int or a triple"),
-    (dict(patch_size=(0, 4, 4)), "patch_size must be >= 1"),
-    (dict(depths=(2, 2), num_heads=(3,)), "depths has 2 stages but num_heads has 1"),
-    (dict(embed_dim=10, num_heads=(3, 6, 12, 24)), r"stage 0 width 10 \(embed_dim \* 2\*\*0\) is not divisible by num_heads\[0\] = 3"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(window_size=(8, 7)), "window_size must be an int or a triple"),
+        (dict(patch_size=(0, 4, 4)), "patch_size must be >= 1"),
+        (dict(depths=(2, 2), num_heads=(3,)), "depths has 2 stages but num_heads has 1"),
+        (
+            dict(embed_dim=10, num_heads=(3, 6, 12, 24)),
+            r"stage 0 width 10 \(embed_dim \* 2\*\*0\) is not divisible by num_heads\[0\] = 3",
+        ),
+    ],
+)
 def test_bad_config_is_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         video.VideoSwinConfig(**kwargs)
@@ -563,7 +660,10 @@ def test_state_dict_problems_are_listed_together():
     sd["backbone.layers.1.blocks.0.attn.relative_position_index"] += 1
     sd["backbone.extra.weight"] = torch.zeros(3)
     del sd["cls_head.fc_cls.bias"]
-    with pytest.raises(swinref.WeightsError, match=r"(?s)missing \(1\):\n    cls_head.fc_cls.bias.*"
-                                                  r"unexpected \(1\):\n    backbone.extra.weight.*"
-                                                  r"blocks.0.attn.relative_position_index: stored index differs"):
+    with pytest.raises(
+        swinref.WeightsError,
+        match=r"(?s)missing \(1\):\n    cls_head.fc_cls.bias.*"
+        r"unexpected \(1\):\n    backbone.extra.weight.*"
+        r"blocks.0.attn.relative_position_index: stored index differs",
+    ):
         video.convert_state_dict(sd, _TINY)

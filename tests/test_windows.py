@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
-
 from strategies import backend_settings, geometries, seeds, shifted_geometries
+
 from swinref.core.backend import to_numpy
 from swinref.core.windows import cyclic_shift, window_partition, window_reverse
 
@@ -28,7 +28,7 @@ def _naive_partition(x, window):
     for b in range(B):
         for r in range(H // Mh):
             for c in range(W // Mw):
-                out.append(x[b, r * Mh:(r + 1) * Mh, c * Mw:(c + 1) * Mw, :].reshape(Mh * Mw, C))
+                out.append(x[b, r * Mh : (r + 1) * Mh, c * Mw : (c + 1) * Mw, :].reshape(Mh * Mw, C))
     return np.stack(out)  # (B*nW, N, C)
 
 
@@ -37,7 +37,8 @@ def _assert_equal(got, expected, what):
     assert got.shape == expected.shape, f"{what}: shape {got.shape}, expected {expected.shape}"
     assert np.array_equal(got, expected), (
         f"{what}: {np.sum(got != expected)} of {got.size} values differ; first mismatch at "
-        f"{np.argwhere(got != expected)[0].tolist()}")
+        f"{np.argwhere(got != expected)[0].tolist()}"
+    )
 
 
 @backend_settings
@@ -46,7 +47,8 @@ def test_partition_then_reverse_is_identity(be, g, seed):
     x = _grid(g, seed)
     windows = window_partition(be.asarray(x), g.window, xp=be.xp)
     assert tuple(windows.shape) == (g.B * g.nW, g.N, g.C), (
-        f"partition shape: expected {(g.B * g.nW, g.N, g.C)}, got {tuple(windows.shape)}")
+        f"partition shape: expected {(g.B * g.nW, g.N, g.C)}, got {tuple(windows.shape)}"
+    )
     _assert_equal(window_reverse(windows, g.window, g.H, g.W, xp=be.xp), x, "reverse(partition(x))")
 
 
@@ -63,17 +65,23 @@ def test_reverse_then_partition_is_identity(be, g, seed):
 @given(g=geometries(), seed=seeds)
 def test_partition_order_matches_naive_loop(be, g, seed):
     x = _grid(g, seed)
-    _assert_equal(window_partition(be.asarray(x), g.window, xp=be.xp), _naive_partition(x, g.window),
-                  f"partition of a {g.H}x{g.W} grid into {g.window} windows")
+    _assert_equal(
+        window_partition(be.asarray(x), g.window, xp=be.xp),
+        _naive_partition(x, g.window),
+        f"partition of a {g.H}x{g.W} grid into {g.window} windows",
+    )
 
 
-@pytest.mark.parametrize("size, window", [
-    ((1, 1), (1, 1)),  # one token, one window
-    ((4, 4), (4, 4)),  # window == grid
-    ((2, 6), (2, 3)),  # non-square window, one row of windows
-    ((6, 2), (3, 1)),  # tall window
-    ((7, 7), (7, 7)),  # Swin's last stage at 224: a single 7x7 window
-])
+@pytest.mark.parametrize(
+    "size, window",
+    [
+        ((1, 1), (1, 1)),  # one token, one window
+        ((4, 4), (4, 4)),  # window == grid
+        ((2, 6), (2, 3)),  # non-square window, one row of windows
+        ((6, 2), (3, 1)),  # tall window
+        ((7, 7), (7, 7)),  # Swin's last stage at 224: a single 7x7 window
+    ],
+)
 def test_partition_edge_cases_match_naive_loop(be, size, window):
     H, W = size
     x = np.arange(2 * H * W * 3, dtype=np.float64).reshape(2, H, W, 3)
@@ -107,8 +115,11 @@ def test_cyclic_shift_matches_numpy_roll(be, case, seed):
     g, (sh, sw) = case
     x = _grid(g, seed)
     for shift in ((-sh, -sw), (sh, sw), (-sh, sw)):
-        _assert_equal(cyclic_shift(be.asarray(x), shift, xp=be.xp), np.roll(x, shift, axis=(1, 2)),
-                      f"cyclic_shift by {shift} vs numpy.roll")
+        _assert_equal(
+            cyclic_shift(be.asarray(x), shift, xp=be.xp),
+            np.roll(x, shift, axis=(1, 2)),
+            f"cyclic_shift by {shift} vs numpy.roll",
+        )
 
 
 def test_negative_shift_moves_tokens_towards_the_top_left(be):

@@ -11,8 +11,8 @@ import functools
 from typing import Any
 
 import numpy as np
-import torch
 import timm
+import torch
 from timm.models.swin_transformer import SwinTransformer
 
 import swinref
@@ -23,19 +23,20 @@ from swinref.models.v1 import SHORT_NAMES
 CROSSCHECK_MODELS: dict[str, str | dict[str, Any]] = {
     "swin_t": "swin_t",
     "swin_s": "swin_s",
-    "small": dict(img_size=64, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=4,
-                  num_classes=10),
+    "small": dict(img_size=64, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=4, num_classes=10),
     # 16x16 and 8x8 grids with a 5x5 window: every block pads (timm rolls first, then pads)
-    "padded": dict(img_size=64, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=5,
-                   num_classes=10),
-    "non_square": dict(img_size=(64, 96), embed_dim=32, depths=(2, 2), num_heads=(2, 4),
-                       window_size=(4, 6), num_classes=10),
+    "padded": dict(img_size=64, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=5, num_classes=10),
+    "non_square": dict(
+        img_size=(64, 96), embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=(4, 6), num_classes=10
+    ),
     # stage 1 grid 8x8 pads to 14x14; stage 2 grid 4x4 <= 7 clamps the window to 4x4, no shift
-    "clamped": dict(img_size=32, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=7,
-                    num_classes=10),
+    "clamped": dict(
+        img_size=32, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=7, num_classes=10
+    ),
     # stage 2 grid 4x8 with a 6x6 window: clamped to (4, 6) in height only, shift (0, 3)
-    "clamped_one_axis": dict(img_size=(32, 64), embed_dim=32, depths=(2, 2), num_heads=(2, 4),
-                             window_size=6, num_classes=10),
+    "clamped_one_axis": dict(
+        img_size=(32, 64), embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=6, num_classes=10
+    ),
 }
 
 
@@ -77,7 +78,7 @@ def randomize_(module: torch.nn.Module, *, seed: int) -> torch.nn.Module:
     return module
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def random_timm(key: str, seed: int = 0) -> torch.nn.Module:
     """The randomised float32 timm model of ``CROSSCHECK_MODELS[key]`` (built once per session)."""
     return randomize_(build_timm(CROSSCHECK_MODELS[key]), seed=seed)
@@ -106,6 +107,7 @@ def timm_intermediates(model: torch.nn.Module, x: torch.Tensor) -> dict[str, np.
     def hook(name):
         def save(_module, _inputs, output):
             out[name] = output.detach().numpy().copy()
+
         return save
 
     handles = [model.get_submodule(n).register_forward_hook(hook(n)) for n in hooked]

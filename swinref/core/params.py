@@ -116,21 +116,32 @@ def check_arrays_like(params: Mapping[str, Any], x) -> None:
             )
 
 
-def check_image_batch(x, in_chans: int) -> None:
-    """Rank 4, ``in_chans`` channels, float32/float64, a non-empty batch (2-D families' inputs)."""
+def check_batch(x, in_chans: int, *, axes: str = "H, W", what: str = "input", hint: str = "") -> None:
+    """Rank, ``in_chans`` channels, float32/float64 and a non-empty batch, for any family's input.
+
+    ``axes``: the spatial axes in words ("H, W" for images, "T, H, W" for clips); ``what`` names the
+    input in messages; ``hint`` is added to a wrong-rank message.
+    """
     xp = backend.namespace(x)
     shape = tuple(x.shape)
-    if len(shape) != 4:
-        raise ValueError(f"input must have rank 4, (B, {in_chans}, H, W); got shape {shape}")
+    rank = 2 + len(axes.split(","))
+    form = f"(B, {in_chans}, {axes})"
+    if len(shape) != rank:
+        raise ValueError(f"{what} must have rank {rank}, {form}; got shape {shape}{hint}")
     if shape[1] != in_chans:
         raise ValueError(
-            f"input has {shape[1]} channels, config expects in_chans={in_chans}: "
-            f"shape must be (B, {in_chans}, H, W), got {shape}"
+            f"{what} has {shape[1]} channels, config expects in_chans={in_chans}: "
+            f"shape must be {form}, got {shape}"
         )
     if x.dtype not in (xp.float32, xp.float64):
-        raise TypeError(f"input dtype must be float32 or float64, got {x.dtype}")
+        raise TypeError(f"{what} dtype must be float32 or float64, got {x.dtype}")
     if shape[0] < 1:
-        raise ValueError(f"input batch is empty: shape {shape}")
+        raise ValueError(f"{what} batch is empty: shape {shape}")
+
+
+def check_image_batch(x, in_chans: int) -> None:
+    """:func:`check_batch` for the 2-D families: (B, in_chans, H, W)."""
+    check_batch(x, in_chans)
 
 
 def check_dtype_arg(dtype: str | None) -> None:

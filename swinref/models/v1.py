@@ -287,8 +287,10 @@ def head(p: Mapping[str, Any], x, *, xp):
 def check_input(x, cfg: SwinConfig) -> None:
     """Raise a clear error unless x is a float (B, in_chans, H, W) image batch of cfg's size."""
     if not isinstance(cfg, SwinConfig):
-        raise TypeError(f"swinref.models.v1 needs a SwinConfig, got {type(cfg).__name__}; swinref.forward "
-                        "takes a config of any family")
+        raise TypeError(
+            f"swinref.models.v1 needs a SwinConfig, got {type(cfg).__name__}; swinref.forward "
+            "takes a config of any family"
+        )
     check_image_batch(x, cfg.in_chans)
     H, W = x.shape[2:]
     P = cfg.patch_size

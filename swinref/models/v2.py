@@ -386,8 +386,10 @@ def patch_merging(p: Mapping[str, Any], x, *, xp):
 def check_input(x, cfg: SwinV2Config) -> None:
     """Raise a clear error unless x is a float (B, in_chans, H, W) batch of cfg's img_size."""
     if not isinstance(cfg, SwinV2Config):
-        raise TypeError(f"swinref.v2 needs a SwinV2Config, got {type(cfg).__name__}; swinref.forward "
-                        "takes a config of any family")
+        raise TypeError(
+            f"swinref.v2 needs a SwinV2Config, got {type(cfg).__name__}; swinref.forward "
+            "takes a config of any family"
+        )
     check_image_batch(x, cfg.in_chans)
     shape = tuple(x.shape)
     H, W = cfg.image_hw

@@ -40,6 +40,7 @@ from ..core.params import (
     INIT_SCHEMES,
     Scope,
     check_arrays_like,
+    check_batch,
     check_param_shapes,
     check_state_dict,
     count,
@@ -353,23 +354,14 @@ def patch_merging(p: Mapping[str, Any], x, *, xp):
 def check_input(x, cfg: VideoSwinConfig) -> None:
     """Raise a clear error unless x is a float video batch (B, in_chans, T, H, W) of >= 1 patch."""
     if not isinstance(cfg, VideoSwinConfig):
-        raise TypeError(f"swinref.models.video needs a VideoSwinConfig, got {type(cfg).__name__}; swinref.forward "
-                        "takes a config of any family")
-    xp = backend.namespace(x)
+        raise TypeError(
+            f"swinref.models.video needs a VideoSwinConfig, got {type(cfg).__name__}; swinref.forward "
+            "takes a config of any family"
+        )
     shape = tuple(x.shape)
     form = f"(B, {cfg.in_chans}, T, H, W)"
-    if len(shape) != 5:
-        hint = " (an image batch? add a time axis: x[:, :, None])" if len(shape) == 4 else ""
-        raise ValueError(f"video input must have rank 5, {form}; got shape {shape}{hint}")
-    if shape[1] != cfg.in_chans:
-        raise ValueError(
-            f"video has {shape[1]} channels, config expects in_chans={cfg.in_chans}: "
-            f"shape must be {form}, got {shape}"
-        )
-    if x.dtype not in (xp.float32, xp.float64):
-        raise TypeError(f"video dtype must be float32 or float64, got {x.dtype}")
-    if shape[0] < 1:
-        raise ValueError(f"video batch is empty: shape {shape}")
+    hint = " (an image batch? add a time axis: x[:, :, None])" if len(shape) == 4 else ""
+    check_batch(x, cfg.in_chans, axes="T, H, W", what="video", hint=hint)
     for axis, size, p in zip("THW", shape[2:], cfg.patch_size, strict=False):
         if size < p:
             raise ValueError(

@@ -484,7 +484,9 @@ def check_port(
         from hypothesis import HealthCheck, given, settings  # noqa: PLC0415
         from hypothesis import seed as hypothesis_seed  # noqa: PLC0415
     except ImportError as e:
-        raise ImportError("swinref.tools.conformance.check_port needs hypothesis: pip install hypothesis") from e
+        raise ImportError(
+            "swinref.tools.conformance.check_port needs hypothesis: pip install hypothesis"
+        ) from e
 
     if not isinstance(port, Port):
         raise TypeError(f"expected a swinref.tools.conformance.Port, got {type(port).__name__}")

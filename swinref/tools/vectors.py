@@ -465,44 +465,53 @@ class Component:
 _NO_ARRAYS: Callable[..., tuple[dict[str, Any], dict[str, Any]]] = lambda c, rng: ({}, {})  # noqa: E731
 
 COMPONENTS: dict[str, Component] = {
-    "patch_embed": Component("V1 patch embedding: conv with kernel = stride = P as patch matmul, then LayerNorm", _make_patch_embed, _run_patch_embed),
-    "layer_norm": Component("LayerNorm over the last axis, biased variance", _make_layer_norm, _run_layer_norm),
+    "patch_embed": Component(
+        "V1 patch embedding: conv with kernel = stride = P as patch matmul, then LayerNorm",
+        _make_patch_embed,
+        _run_patch_embed,
+    ),
+    "layer_norm": Component(
+        "LayerNorm over the last axis, biased variance", _make_layer_norm, _run_layer_norm
+    ),
     "gelu": Component("exact erf GELU", _make_gelu, _run_gelu),
     "window_partition": Component("window partition, row-major, batch outermost", _make_x(), _run_partition),
     "window_reverse": Component("window reverse (inverse of the partition)", _make_reverse, _run_reverse),
-    "relative_position_index": Component(
-        "relative position index of one window", _NO_ARRAYS, _run_rel_index
-    ),
+    "relative_position_index": Component("relative position index of one window", _NO_ARRAYS, _run_rel_index),
     "relative_position_bias": Component(
         "relative position bias gathered from the table, (nH, N, N)", _make_rel_bias, _run_rel_bias
     ),
     "shift_mask": Component(
         "shifted-window region ids and the 0 / -100 mask", _NO_ARRAYS, _run_mask, needs_dtype=True
     ),
-    "window_attention": Component("V1 window attention with relative position bias and optional mask", _make_attention, _run_attention),
+    "window_attention": Component(
+        "V1 window attention with relative position bias and optional mask", _make_attention, _run_attention
+    ),
     "block": Component("V1 pre-norm block: (S)W-MSA and MLP with residuals", _make_block, _run_block),
-    "patch_merging": Component("V1 patch merging: 2x2 space-to-depth, LayerNorm(4C), Linear(4C -> 2C)", _make_merging, _run_merging),
+    "patch_merging": Component(
+        "V1 patch merging: 2x2 space-to-depth, LayerNorm(4C), Linear(4C -> 2C)", _make_merging, _run_merging
+    ),
     "stage": Component(
-        "V1 stage: merge, then its blocks with the clamped window and alternating shift", _make_stage, _run_stage
+        "V1 stage: merge, then its blocks with the clamped window and alternating shift",
+        _make_stage,
+        _run_stage,
     ),
     "model": Component("V1 forward with every named intermediate", _make_model, _run_model),
     "v2_continuous_position_bias": Component(
-        "V2 log-spaced coordinates and continuous position bias (16 sigmoid of the cpb MLP)", _make_cpb, _run_cpb, needs_dtype=True
+        "V2 log-spaced coordinates and continuous position bias (16 sigmoid of the cpb MLP)",
+        _make_cpb,
+        _run_cpb,
+        needs_dtype=True,
     ),
     "v2_window_attention": Component(
         "V2 scaled cosine window attention", _make_v2_attention, _run_v2_attention
     ),
     "v2_block": Component("V2 res-post-norm block", _make_v2_block, _run_v2_block),
     "video_window_partition": Component("3-D window partition", _make_x(), _run_video_partition),
-    "video_window_reverse": Component(
-        "3-D window reverse", _make_video_reverse, _run_video_reverse
-    ),
+    "video_window_reverse": Component("3-D window reverse", _make_video_reverse, _run_video_reverse),
     "video_shift_mask": Component(
         "3-D region ids (27 regions) and the 0 / -100 mask", _NO_ARRAYS, _run_video_mask, needs_dtype=True
     ),
-    "video_relative_position_index": Component(
-        "3-D relative position index", _NO_ARRAYS, _run_video_index
-    ),
+    "video_relative_position_index": Component("3-D relative position index", _NO_ARRAYS, _run_video_index),
 }
 
 
