@@ -25,13 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 PROPERTY_SUITE = (
-    "tests/test_windows.py",
-    "tests/test_mask.py",
-    "tests/test_relative_position.py",
-    "tests/test_attention.py",
-    "tests/test_merging.py",
-    "tests/test_numerics.py",
-    "tests/test_mutation_guards.py",
+    "tests/core/test_windows.py",
+    "tests/core/test_mask.py",
+    "tests/core/test_relative_position.py",
+    "tests/models/test_attention.py",
+    "tests/models/test_merging.py",
+    "tests/core/test_numerics.py",
+    "tests/models/test_mutation_guards.py",
 )
 # NumPy only: drop the other backends' parametrisations, keep the tests that take no backend
 NUMPY_ONLY = "not array_api_strict and not torch and not cupy"
@@ -124,7 +124,7 @@ MUTANTS = (
         "swinref/models/v1.py",
         'roll_first=cfg.semantics == "timm"',
         "roll_first=False",
-        extra_tests=("tests/test_semantics.py",),
+        extra_tests=("tests/models/test_semantics.py",),
     ),
     Mutant(
         "pad_roll_order_block",
@@ -132,7 +132,7 @@ MUTANTS = (
         "swinref/core/windows.py",
         "if roll_first:",
         "if not roll_first:",
-        extra_tests=("tests/test_semantics.py",),
+        extra_tests=("tests/models/test_semantics.py",),
     ),
 )
 
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-guards",
         action="store_true",
-        help="leave out tests/test_mutation_guards.py (the score of the other tests alone)",
+        help="leave out tests/models/test_mutation_guards.py (the score of the other tests alone)",
     )
     args = parser.parse_args(argv)
     chosen = [m for m in MUTANTS if not args.mutant or m.name in args.mutant]
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(tmp) / "clean"
         make_copy(base)
         start = time.perf_counter()
-        rc, failed, out = run_suite(base, suite + ("tests/test_semantics.py",))
+        rc, failed, out = run_suite(base, suite + ("tests/models/test_semantics.py",))
         if rc != 0:
             print(out)
             raise SystemExit(f"the unmutated suite fails ({failed}); fix that first")

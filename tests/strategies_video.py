@@ -1,4 +1,4 @@
-"""Hypothesis strategies for the Video Swin (3D) tests (tests/test_video.py)."""
+"""Hypothesis strategies for the Video Swin (3D) tests (tests/models/test_video.py)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,14 @@
-"""``swinref crosscheck``: swinref against timm, torchvision or transformers, layer by layer."""
+"""``swinref crosscheck``: swinref against timm, torchvision or transformers, layer by layer,
+for Swin V1, Swin V2 and Video Swin."""
 
 from __future__ import annotations
 
 import sys
 
+from ..models import registry
 from ..tools.crosscheck import (
+    ALL_IMPLS,
+    FAMILY_IMPLS,
     IMPLS,
     MATRIX_CASES,
     SEMANTICS,
@@ -12,6 +16,7 @@ from ..tools.crosscheck import (
     CrosscheckReport,
     crosscheck,
     run_matrix,
+    tolerance_rule,
 )
 from .common import parse_size
 
@@ -27,28 +32,36 @@ def register(sub) -> None:
         "crosscheck",
         help="compare swinref layer by layer with timm, torchvision or transformers",
         description="Build an implementation with the same weights as swinref, run both on the same "
-        "input in float64 and float32 and print the per-layer differences. Exit code 1 "
-        "when a layer exceeds the tolerance (float64 1e-10, float32 1e-4).",
+        "input in float64 and float32 and print the per-layer differences. Implementations: "
+        + "; ".join(f"{registry.family_named(f).title}: {', '.join(i)}" for f, i in FAMILY_IMPLS.items())
+        + ". Exit code 1 when a layer exceeds the tolerance (float64 1e-10; float32 1e-4, for Swin "
+        "V2 at most 3x the implementation's own float32 error + 1e-5), 2 on a usage error.",
     )
-    p.add_argument("impl", nargs="?", choices=IMPLS, help="implementation to compare with")
+    p.add_argument("impl", nargs="?", choices=ALL_IMPLS, help="implementation to compare with")
     p.add_argument(
         "model",
         nargs="?",
         default="swin_t",
-        help="zoo name (swin_t, ...), a JSON config object or a .json file (default swin_t)",
+        help="a released name of any family (swin_t, swinv2_tiny_window8_256, ...), a JSON config "
+        'object or a .json file ("family": "v1" | "v2" | "video", default v1) (default swin_t)',
     )
     p.add_argument(
         "--weights",
         default=None,
         help="an int seed for random weights (default 0) or a checkpoint in the implementation's layout",
     )
-    p.add_argument("--input-size", default=None, help="H or HxW (default: the config's img_size)")
+    p.add_argument(
+        "--input-size",
+        default=None,
+        help="H or HxW; TxHxW for Video Swin (default: the config's img_size; video 32x224x224)",
+    )
     p.add_argument("--dtypes", default="float64,float32", help="comma-separated (default both)")
     p.add_argument(
         "--semantics",
         default=None,
-        choices=SEMANTICS,
-        help="swinref semantics to compare with (default: the implementation's)",
+        choices=SEMANTICS,  # V1's; V2's are a subset
+        help="swinref semantics to compare with (default: the implementation's): V1 official, timm, "
+        "torchvision, hf, detection; V2 timm, torchvision, hf; not for Video Swin",
     )
     p.add_argument(
         "--matrix",
@@ -85,7 +98,7 @@ def _main(args) -> int:
         return 0 if all(r.passed for r in results.values()) else 1
     if args.impl is None:
         raise ValueError("name an implementation (timm, torchvision, hf, hf_backbone) or use --matrix")
-    size = parse_size(args.input_size) if args.input_size else None
+    size = parse_size(args.input_size, axes=_size_axes(args.model)) if args.input_size else None
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -109,14 +122,27 @@ def _main(args) -> int:
     return 0 if report.passed else 1
 
 
+def _size_axes(model: str) -> int:
+    """3 (TxHxW) for a Video Swin config, else 2; an unresolvable model is reported later."""
+    try:
+        cfg = registry.config_from(model)
+    except (ValueError, TypeError):
+        return 2
+    return 3 if registry.family_of(cfg).name == "video" else 2
+
+
 def report_table(report: CrosscheckReport):
     """A rich table: one row per layer, one column pair per dtype."""
     from rich.table import Table  # noqa: PLC0415
 
     dtypes = list(report.first_divergence)
+    sem = f" (semantics={report.semantics})" if report.semantics else ""
     t = Table(
-        title=f"swinref (semantics={report.semantics}) vs {report.impl}: {report.model} "
-        f"at {report.input_size[0]}x{report.input_size[1]}"
+        title=f"swinref{sem} vs {report.impl}: {report.model} "
+        f"at {'x'.join(str(v) for v in report.input_size)}",
+        caption="; ".join(f"{d}: {tolerance_rule(report.family, d)}" for d in dtypes)
+        if report.family != "v1"
+        else None,
     )
     t.add_column("layer")
     for d in dtypes:

@@ -16,14 +16,14 @@ and phi on [-L, L]: ``Phi(x0 + t) = Phi(x0) + phi(x0) * sum_j (-1)^j He_j(x0) t^
 and 2 in float32 (<= 4e-9). Two table look-ups per element; the rest is arithmetic. The table
 spans [-9, 9]; below it GELU is 0 (true value above -1e-18), above it x. Measured against mpmath:
 absolute error <= 1.0 eps * max(1, |x|) in float64 and 1.13 eps * max(1, |x|) in float32
-(tests/test_fast.py holds 2 eps); relative error is not promised in the far left tail (up to
+(tests/models/test_fast.py holds 2 eps); relative error is not promised in the far left tail (up to
 ~190 eps in float64 and ~16 eps in float32 where |GELU| < 1e-5).
 
 Measured difference to the precise path (swin_t, ``init_params(seed=0)``, one 224x224 image of
 standard normal values, seed 0; ``python benchmarks/bench_forward.py --accuracy``): max
 |fast - precise| on the logits (magnitude up to 0.61) is 6.7e-16 in float64 and 2.8e-7 in float32.
 The float32 figure is ordinary float32 rounding: precise float32 itself is off its float64 run by
-2.6e-7 on the same input. ``tests/test_fast.py`` holds every intermediate to
+2.6e-7 on the same input. ``tests/models/test_fast.py`` holds every intermediate to
 1e-12 (float64) and 1e-4 (float32) of the tensor's scale.
 
 The fast path takes NumPy arrays only (``numpy.ndarray``, which is also what array-api-compat's

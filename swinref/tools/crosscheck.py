@@ -6,13 +6,29 @@ the same input in float64 and float32 and reports, per layer, the largest absolu
 differences, the first layer beyond tolerance and, when one diverges, which ``semantics`` of
 swinref reproduces the implementation instead. ``swinref crosscheck`` is the command line for it.
 
-Implementations: "timm" (``SwinTransformer``), "torchvision" (``models.SwinTransformer``), "hf"
-(transformers ``SwinForImageClassification``) and "hf_backbone" (transformers ``SwinBackbone``,
-compared with :func:`swinref.forward_features` and per-stage norms).
+Implementations per family (:data:`FAMILY_IMPLS`):
+
+* Swin V1: "timm" (``SwinTransformer``), "torchvision" (``models.SwinTransformer``), "hf"
+  (transformers ``SwinForImageClassification``) and "hf_backbone" (transformers ``SwinBackbone``,
+  compared with :func:`swinref.forward_features` and per-stage norms).
+* Swin V2 (a ``swinv2_*`` name or ``"family": "v2"``): "timm" (``SwinTransformerV2``),
+  "torchvision" (``models.SwinTransformer`` with ``SwinTransformerBlockV2`` / ``PatchMergingV2``)
+  and "hf" (transformers ``Swinv2ForImageClassification``).
+* Video Swin (``"family": "video"``): "torchvision" (``models.video.SwinTransformer3d``), its
+  state dict renamed onto the released recognizer's names (:func:`torchvision_video_to_official`).
+
+Tolerances (:func:`tolerance_rule`): float64 is one absolute bound, 1e-10, for every family.
+float32 is 1e-4 absolute for V1 and Video Swin (both sides' float32 outputs compared). Swin V2 is
+far worse conditioned in float32 (logit scales up to 100 times the cosines' rounding, post-norm
+LayerNorms dividing each branch by a std of ~0.3), so no absolute float32 bound holds for any
+implementation: a V2 float32 row reports swinref's float32 error against the implementation's
+float64 output and accepts it up to ``3 x`` the implementation's own float32 error against its
+float64 output ``+ 1e-5`` (:data:`V2_F32_FACTOR`, :data:`V2_F32_FLOOR`), per compared layer.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -23,11 +39,25 @@ import numpy as np
 
 from ..artifacts.weights_io import load_state_dict
 from ..core import backend
+from ..models import registry, v2, video
 from ..models import v1 as model
 from ..models.registry import convert_state_dict
 from ..models.v1 import SEMANTICS, SwinConfig
 
 IMPLS = ("timm", "torchvision", "hf", "hf_backbone")
+
+# The implementations each family can be compared with (family id -> impls).
+FAMILY_IMPLS: dict[str, tuple[str, ...]] = {
+    "v1": IMPLS,
+    "v2": ("timm", "torchvision", "hf"),
+    "video": ("torchvision",),
+}
+ALL_IMPLS = tuple(dict.fromkeys(i for impls in FAMILY_IMPLS.values() for i in impls))
+
+# Swin V2 float32: swinref's error against the implementation's float64 output may be at most
+# V2_F32_FACTOR times the implementation's own float32 error plus V2_F32_FLOOR (per layer); the
+# policy and its measurements are those of tests/tools/test_crosscheck_v2.py (ratio <= 2.2 seen).
+V2_F32_FACTOR, V2_F32_FLOOR = 3.0, 1e-5
 
 # The semantics that reproduces each implementation (docs/semantics.md).
 IMPL_SEMANTICS = {"timm": "timm", "torchvision": "torchvision", "hf": "hf", "hf_backbone": "detection"}
@@ -119,8 +149,9 @@ class CrosscheckReport:
 
     impl: str
     model: str
-    semantics: str
-    input_size: tuple[int, int]
+    semantics: str  # "" for Video Swin, which has one behaviour
+    input_size: tuple[int, ...]  # (H, W); (T, H, W) for Video Swin
+    family: str = "v1"
     rows: list[LayerRow] = field(default_factory=list)
     first_divergence: dict[str, str | None] = field(default_factory=dict)
     impl_error: str | None = None
@@ -164,8 +195,162 @@ def _require_square(cfg: SwinConfig, impl: str) -> None:
         raise ValueError(f"{impl} takes one int window_size; got {cfg.window}")
 
 
-def build_impl(impl: str, cfg: SwinConfig):
-    """The implementation's torch module for ``cfg`` in eval mode (float64), without weights set."""
+def _check_impl(impl: str, family: str) -> None:
+    """ValueError (one line) unless ``impl`` can be compared with a config of ``family``."""
+    impls = FAMILY_IMPLS[family]
+    if impl not in impls:
+        title = registry.family_named(family).title
+        raise ValueError(
+            f"no {impl!r} implementation to compare {title} with; {title} supports: {', '.join(impls)}"
+        )
+
+
+def build_impl(impl: str, cfg: Any):
+    """The implementation's torch module for ``cfg`` (a config of any family) in eval mode
+    (float64), without weights set."""
+    if isinstance(cfg, v2.SwinV2Config):
+        _check_impl(impl, "v2")
+        return _build_v2(impl, cfg)
+    if isinstance(cfg, video.VideoSwinConfig):
+        _check_impl(impl, "video")
+        return _build_video(impl, cfg)
+    return _build_v1(impl, cfg)
+
+
+def _build_v2(impl: str, cfg: v2.SwinV2Config):
+    import torch  # noqa: PLC0415
+
+    windows = [cfg.pretrained_window(i) for i in range(cfg.num_stages)]
+    if cfg.num_classes == 0 and impl == "torchvision":
+        raise ValueError("torchvision's SwinTransformer always has a head: use num_classes >= 1")
+    m: torch.nn.Module
+    if impl == "timm":
+        from timm.models.swin_transformer_v2 import SwinTransformerV2  # noqa: PLC0415
+
+        m = SwinTransformerV2(
+            img_size=cfg.image_hw,
+            patch_size=cfg.patch_size,
+            in_chans=cfg.in_chans,
+            num_classes=cfg.num_classes,
+            embed_dim=cfg.embed_dim,
+            depths=tuple(cfg.depths),
+            num_heads=tuple(cfg.num_heads),
+            window_size=cfg.window,
+            mlp_ratio=cfg.mlp_ratio,
+            qkv_bias=cfg.qkv_bias,
+            pretrained_window_sizes=tuple(windows),  # type: ignore[arg-type]  # pairs are accepted
+            drop_path_rate=0.0,
+        )
+    elif impl == "torchvision":
+        from torchvision.models.swin_transformer import (  # noqa: PLC0415
+            PatchMergingV2,
+            SwinTransformerBlockV2,
+        )
+        from torchvision.models.swin_transformer import (  # noqa: PLC0415
+            SwinTransformer as TorchvisionSwinTransformer,
+        )
+
+        if any(w not in ((0, 0), cfg.window) for w in windows) or not cfg.qkv_bias or cfg.in_chans != 3:
+            raise ValueError(
+                "torchvision's Swin V2 cannot express pretrained_window_sizes, qkv_bias=False or "
+                f"in_chans != 3; got {cfg.pretrained_window_sizes}, {cfg.qkv_bias}, {cfg.in_chans}"
+            )
+        m = TorchvisionSwinTransformer(
+            patch_size=[cfg.patch_size] * 2,
+            embed_dim=cfg.embed_dim,
+            depths=list(cfg.depths),
+            num_heads=list(cfg.num_heads),
+            window_size=list(cfg.window),
+            mlp_ratio=cfg.mlp_ratio,
+            stochastic_depth_prob=0.0,
+            num_classes=cfg.num_classes,
+            block=SwinTransformerBlockV2,
+            downsample_layer=PatchMergingV2,
+        )
+    elif impl == "hf":
+        import transformers  # noqa: PLC0415
+
+        if cfg.window[0] != cfg.window[1] or any(w[0] != w[1] for w in windows):
+            raise ValueError(f"hf takes square windows only; got {cfg.window}, pretrained {windows}")
+        # num_labels goes through transformers' **kwargs; its stub signature lacks it
+        hc = transformers.Swinv2Config(  # type: ignore[call-arg]
+            image_size=list(cfg.image_hw),
+            patch_size=cfg.patch_size,
+            num_channels=cfg.in_chans,
+            embed_dim=cfg.embed_dim,
+            depths=list(cfg.depths),
+            num_heads=list(cfg.num_heads),
+            window_size=cfg.window[0],
+            pretrained_window_sizes=[w[0] for w in windows],
+            mlp_ratio=cfg.mlp_ratio,
+            qkv_bias=cfg.qkv_bias,
+            hidden_act="gelu",
+            layer_norm_eps=1e-5,
+            drop_path_rate=0.0,
+            num_labels=max(cfg.num_classes, 1),
+        )
+        m = transformers.Swinv2ForImageClassification(hc)
+        if cfg.num_classes == 0:
+            m.classifier = torch.nn.Identity()
+    else:  # pragma: no cover - _check_impl rejected it
+        raise ValueError(impl)
+    return m.double().eval()
+
+
+def _build_video(impl: str, cfg: video.VideoSwinConfig):
+    import functools  # noqa: PLC0415
+
+    from torchvision.models.video.swin_transformer import PatchEmbed3d, SwinTransformer3d  # noqa: PLC0415
+
+    if not cfg.patch_norm or not cfg.qkv_bias or cfg.num_classes == 0:
+        raise ValueError(
+            "torchvision's SwinTransformer3d always has a patch norm, a qkv bias and a head; got "
+            f"patch_norm={cfg.patch_norm}, qkv_bias={cfg.qkv_bias}, num_classes={cfg.num_classes}"
+        )
+    m = SwinTransformer3d(
+        patch_size=list(cfg.patch_size),
+        embed_dim=cfg.embed_dim,
+        depths=list(cfg.depths),
+        num_heads=list(cfg.num_heads),
+        window_size=list(cfg.window_size),
+        mlp_ratio=cfg.mlp_ratio,
+        stochastic_depth_prob=0.0,
+        num_classes=cfg.num_classes,
+        patch_embed=functools.partial(PatchEmbed3d, in_channels=cfg.in_chans),
+    )
+    return m.double().eval()
+
+
+def torchvision_video_to_official(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """torchvision ``SwinTransformer3d`` names -> the released recognizer's (swinref's) names.
+
+    ``patch_embed.*`` -> ``backbone.patch_embed.*``; stage i's blocks ``features.{2i}.{j}.*`` ->
+    ``backbone.layers.{i}.blocks.{j}.*`` with ``mlp.0`` / ``mlp.3`` -> ``mlp.fc1`` / ``mlp.fc2``;
+    the merge after stage i ``features.{2i+1}.*`` -> ``backbone.layers.{i}.downsample.*``;
+    ``norm.*`` -> ``backbone.norm.*``; ``head.*`` -> ``cls_head.fc_cls.*``. The
+    ``relative_position_index`` buffers are dropped (swinref derives the index from the window).
+    """
+    out = {}
+    for name, value in state_dict.items():
+        if name.endswith("relative_position_index"):
+            continue
+        parts = name.split(".")
+        if parts[0] == "features":
+            f = int(parts[1])
+            if f % 2 == 0:
+                rest = ".".join(parts[3:]).replace("mlp.0.", "mlp.fc1.").replace("mlp.3.", "mlp.fc2.")
+                new = f"backbone.layers.{f // 2}.blocks.{parts[2]}.{rest}"
+            else:
+                new = f"backbone.layers.{f // 2}.downsample." + ".".join(parts[2:])
+        elif parts[0] == "head":
+            new = "cls_head.fc_cls." + ".".join(parts[1:])
+        else:  # patch_embed.*, norm.*
+            new = "backbone." + name
+        out[new] = value
+    return out
+
+
+def _build_v1(impl: str, cfg: SwinConfig):
     import torch  # noqa: PLC0415
 
     if not cfg.patch_norm or (impl == "torchvision" and not cfg.qkv_bias):
@@ -241,8 +426,9 @@ def randomize_(module, *, seed: int):
     """Seeded random values for every float parameter, keeping activations O(1).
 
     Weights ~ N(0, 1/fan_in); relative position tables ~ N(0, 0.5), the size of the q.k logits;
-    LayerNorm weights 1 + 0.1 N(0, 1); biases 0.1 N(0, 1). Default initialisations (zero biases,
-    unit norms, tiny tables) would hide a mishandled bias or table.
+    LayerNorm weights 1 + 0.1 N(0, 1); biases 0.1 N(0, 1); Swin V2's ``logit_scale`` uniform in
+    [log 2, log 200], so about one head in eight is above the log(100) clamp. Default
+    initialisations (zero biases, unit norms, tiny tables) would hide a mishandled bias or table.
     """
     import torch  # noqa: PLC0415
 
@@ -250,7 +436,10 @@ def randomize_(module, *, seed: int):
     with torch.no_grad():
         for name, p in module.named_parameters():
             z = torch.randn(p.shape, generator=gen, dtype=torch.float64)
-            if name.endswith("relative_position_bias_table"):
+            if name.endswith("logit_scale"):
+                u = torch.rand(p.shape, generator=gen, dtype=torch.float64)
+                value = float(np.log(2.0)) + u * float(np.log(100.0))  # log 2 .. log 200
+            elif name.endswith("relative_position_bias_table"):
                 value = 0.5 * z
             elif name.endswith("bias"):
                 value = 0.1 * z
@@ -262,12 +451,17 @@ def randomize_(module, *, seed: int):
     return module
 
 
-def impl_params(state_dict: dict[str, np.ndarray], cfg: SwinConfig, impl: str) -> dict[str, np.ndarray]:
-    """An implementation's state dict as swinref params (timm names), through
-    :func:`swinref.convert_state_dict`; transformers' per-stage backbone norms
-    ``hidden_states_norms.stage{k}`` become ``norm{k-1}``.
+def impl_params(state_dict: dict[str, np.ndarray], cfg: Any, impl: str) -> dict[str, np.ndarray]:
+    """An implementation's state dict as swinref params, through
+    :func:`swinref.convert_state_dict`. V1: timm names; transformers' per-stage backbone norms
+    ``hidden_states_norms.stage{k}`` become ``norm{k-1}``. V2: the layout named ``impl``. Video
+    Swin: torchvision's names through :func:`torchvision_video_to_official`.
     """
 
+    if isinstance(cfg, v2.SwinV2Config):
+        return registry.convert_state_dict(state_dict, cfg, source=impl)
+    if isinstance(cfg, video.VideoSwinConfig):
+        return registry.convert_state_dict(torchvision_video_to_official(state_dict), cfg)
     sd = dict(state_dict)
     norms = {}
     for k in [k for k in sd if k.startswith("hidden_states_norms.")]:
@@ -293,7 +487,10 @@ def _load_weights(module, weights, impl: str) -> None:
     own = module.state_dict()
     tensors = {k: torch.from_numpy(np.asarray(v)) for k, v in sd.items() if k in own}
     missing = [
-        k for k in own if k not in tensors and not k.endswith(("relative_position_index", "attn_mask"))
+        k
+        for k in own
+        if k not in tensors
+        and not k.endswith(("relative_position_index", "attn_mask", "relative_coords_table"))
     ]
     if missing:
         raise ValueError(
@@ -330,16 +527,17 @@ def _run_impl(impl: str, module, x: np.ndarray) -> dict[str, np.ndarray]:
                     hooks[f"features.{f}.{j}"] = f"layers.{f // 2}.blocks.{j}"
                 hooks[f"features.{f}"] = f"layers.{f // 2}"
         hooks.update({"norm": "norm", "flatten": "pre_logits", "head": "logits"})
-    else:
-        swin = module.swin
-        hooks["swin.embeddings"] = "patch_embed"
+    else:  # transformers: Swin V1 under ``swin``, Swin V2 under ``swinv2``, the same layout
+        base = "swinv2" if hasattr(module, "swinv2") else "swin"
+        swin = getattr(module, base)
+        hooks[f"{base}.embeddings"] = "patch_embed"
         for i, stage in enumerate(swin.encoder.layers):
             for j in range(len(stage.blocks)):
-                hooks[f"swin.encoder.layers.{i}.blocks.{j}"] = f"layers.{i}.blocks.{j}"
+                hooks[f"{base}.encoder.layers.{i}.blocks.{j}"] = f"layers.{i}.blocks.{j}"
             if stage.downsample is not None:
-                hooks[f"swin.encoder.layers.{i}.downsample"] = f"layers.{i + 1}.downsample"
+                hooks[f"{base}.encoder.layers.{i}.downsample"] = f"layers.{i + 1}.downsample"
         if impl == "hf":
-            hooks.update({"swin.layernorm": "norm", "swin.pooler": "pre_logits"})
+            hooks.update({f"{base}.layernorm": "norm", f"{base}.pooler": "pre_logits"})
 
     def save(name):
         def hook(_m, _inputs, output):
@@ -371,22 +569,62 @@ def _run_impl(impl: str, module, x: np.ndarray) -> dict[str, np.ndarray]:
         for h in handles:
             h.remove()
     if impl in ("hf", "hf_backbone"):  # transformers keeps (B, L, C) sequences; stage outputs are
-        for i, stage in enumerate(module.swin.encoder.layers):  # the last block's, before merging
+        swin = module.swinv2 if hasattr(module, "swinv2") else module.swin
+        for i, stage in enumerate(swin.encoder.layers):  # the last block's, before merging
             out[f"layers.{i}"] = out[f"layers.{i}.blocks.{len(stage.blocks) - 1}"]
         if "pre_logits" in out:
             out["pre_logits"] = out["pre_logits"].reshape(out["pre_logits"].shape[0], -1)
     return out
 
 
+def _run_video_impl(module, x: np.ndarray) -> dict[str, np.ndarray]:
+    """torchvision ``SwinTransformer3d``'s outputs under swinref's Video names, channels last."""
+    import torch  # noqa: PLC0415
+
+    out: dict[str, np.ndarray] = {}
+    hooks = {"patch_embed": "backbone.patch_embed"}
+    stages = (len(module.features) + 1) // 2
+    for i in range(stages):
+        blocks = module.features[2 * i]
+        for j in range(len(blocks)):
+            hooks[f"features.{2 * i}.{j}"] = f"backbone.layers.{i}.blocks.{j}"
+        if i < stages - 1:
+            hooks[f"features.{2 * i + 1}"] = f"backbone.layers.{i}.downsample"
+        else:
+            hooks[f"features.{2 * i}"] = f"backbone.layers.{i}"
+    hooks.update({"norm": "backbone.norm", "avgpool": "pre_logits", "head": "logits"})
+
+    def save(name):
+        def hook(_m, _inputs, output):
+            out[name] = output.detach().cpu().numpy().copy()
+
+        return hook
+
+    handles = [module.get_submodule(k).register_forward_hook(save(v)) for k, v in hooks.items()]
+    try:
+        with torch.no_grad():
+            module(torch.from_numpy(x))
+    finally:
+        for h in handles:
+            h.remove()
+    for i in range(stages - 1):  # a stage's output is its merge's (the merge ends the stage)
+        out[f"backbone.layers.{i}"] = out[f"backbone.layers.{i}.downsample"]
+    out["pre_logits"] = out["pre_logits"].reshape(out["pre_logits"].shape[0], -1)
+    return out
+
+
 def _run_swinref(
-    params: dict[str, np.ndarray], x: np.ndarray, cfg: SwinConfig, backbone: bool
+    params: dict[str, np.ndarray], x: np.ndarray, cfg: Any, backbone: bool
 ) -> dict[str, np.ndarray]:
     xp = backend.get_namespace("numpy")
     p = backend.to_namespace(params, xp)
     xx = xp.asarray(x)
-    if backbone:
+    inter: dict[str, Any]
+    if not isinstance(cfg, SwinConfig):  # Swin V2, Video Swin: the family-generic forward
+        _, inter = registry.forward(p, xx, cfg, return_intermediates=True)
+    elif backbone:
         maps = model.forward_features(p, xx, cfg, norm=True, fmt="NHWC")
-        inter: dict[str, Any] = {}
+        inter = {}
         model.encode(p, xx, cfg, inter=inter, xp=xp)
         inter.update({f"features.{i}": m for i, m in enumerate(maps)})
     else:
@@ -394,21 +632,44 @@ def _run_swinref(
     return {k: np.asarray(backend.to_numpy(v)) for k, v in inter.items()}
 
 
-def _compare(ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray], dtype: str) -> list[LayerRow]:
+def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
+    diff = np.abs(a.astype(np.float64) - b.reshape(a.shape).astype(np.float64))
+    return float(diff.max()) if diff.size else 0.0
+
+
+def _compare(
+    ours: dict[str, np.ndarray],
+    theirs: dict[str, np.ndarray],
+    dtype: str,
+    truth: dict[str, np.ndarray] | None = None,
+) -> list[LayerRow]:
+    """One row per layer both sides have. Without ``truth``: ours against theirs, the absolute
+    :data:`TOLERANCE` of ``dtype``. With ``truth`` (the implementation's float64 outputs; the Swin V2
+    float32 rule): ours against truth, bound ``V2_F32_FACTOR * |theirs - truth| + V2_F32_FLOOR``."""
     rows = []
     for name, a in ours.items():
-        if name not in theirs:
+        if name not in theirs or (truth is not None and name not in truth):
             continue
-        b = theirs[name]
-        if a.size != b.size:
+        b = theirs[name] if truth is None else truth[name]
+        if a.size != b.size or a.size != theirs[name].size:
             rows.append(LayerRow(name, dtype, float("inf"), float("inf"), TOLERANCE[dtype]))
             continue
-        b = b.reshape(a.shape)  # transformers' (B, L, C) sequences onto swinref's (B, h, w, C)
-        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        # reshape: transformers' (B, L, C) sequences onto swinref's (B, h, w, C)
+        m = _max_abs(a, b)
         scale = float(np.max(np.abs(b))) if b.size else 0.0
-        m = float(diff.max()) if diff.size else 0.0
-        rows.append(LayerRow(name, dtype, m, m / scale if scale else m, TOLERANCE[dtype]))
+        tol = TOLERANCE[dtype]
+        if truth is not None:
+            own = _max_abs(theirs[name].reshape(a.shape), b)
+            tol = V2_F32_FACTOR * own + V2_F32_FLOOR
+        rows.append(LayerRow(name, dtype, m, m / scale if scale else m, tol))
     return rows
+
+
+def tolerance_rule(family: str, dtype: str) -> str:
+    """The acceptance rule of one family and dtype, in words (the CLI prints it)."""
+    if family == "v2" and dtype == "float32":
+        return f"|swinref32 - impl64| <= {V2_F32_FACTOR:g} x |impl32 - impl64| + {V2_F32_FLOOR:g} per layer"
+    return f"|swinref - impl| <= {TOLERANCE[dtype]:g}"
 
 
 # ----- the check ------------------------------------------------------------------------------
@@ -442,19 +703,53 @@ def crosscheck(
 ) -> CrosscheckReport:
     """Compare swinref with ``impl`` on the same weights and input, layer by layer.
 
-    impl: one of :data:`IMPLS`. cfg_or_name: a SwinConfig, a zoo name or a config dict; its
-    ``semantics`` is replaced by the implementation's (or by ``semantics``). weights: None or an
-    int seed for random weights, or a checkpoint path in the implementation's layout.
-    input_size: (H, W), default the config's img_size (under timm semantics another size switches
-    to timm's any-size mode, ``strict_img_size=False``). dtypes: both sides run in each. ``progress``: a
-    callable ``(description)`` told about each step. Returns a :class:`CrosscheckReport`.
+    cfg_or_name: a config of any family (SwinConfig, SwinV2Config, VideoSwinConfig), a released
+    name of any family (``swin_t``, ``swinv2_tiny_window8_256``, ...), a JSON object string, a
+    .json file or a dict (``"family": "v1" | "v2" | "video"``, default v1). impl: one of the
+    family's :data:`FAMILY_IMPLS` (ValueError naming them otherwise). The config's ``semantics``
+    (V1, V2) is replaced by the implementation's (or by ``semantics``); Video Swin has none.
+    weights: None or an int seed for random weights, or a checkpoint path in the implementation's
+    layout. input_size: V1 / V2 (H, W), default the config's img_size (V1 under timm semantics:
+    another size switches to timm's any-size mode, ``strict_img_size=False``; V2: the size becomes
+    the config's img_size); Video (T, H, W), default the family's clip (32, 224, 224).
+    dtypes: both sides run in each; tolerances per family and dtype as in the module docstring
+    (:func:`tolerance_rule`). ``progress``: a callable ``(description)`` told about each step.
+    Returns a :class:`CrosscheckReport`.
     """
-    if impl not in IMPLS:
-        raise ValueError(f"unknown implementation {impl!r}; expected one of {', '.join(IMPLS)}")
     for d in dtypes:
         if d not in TOLERANCE:
             raise ValueError(f"dtypes must be drawn from {tuple(TOLERANCE)}, got {d!r}")
-    cfg = resolve_config(cfg_or_name)
+    resolved: Any = None
+    if not isinstance(cfg_or_name, SwinConfig):
+        try:
+            resolved = registry.config_from(cfg_or_name)
+        except (ValueError, TypeError):
+            resolved = None  # V1's own resolution below says what is wrong
+    name = (
+        cfg_or_name
+        if isinstance(cfg_or_name, str) and not cfg_or_name.lstrip().startswith("{")
+        else "custom config"
+    )
+    if resolved is not None and not isinstance(resolved, SwinConfig):
+        family = registry.family_of(resolved).name
+        _check_impl(impl, family)
+        return _crosscheck_family(
+            impl,
+            resolved,
+            family,
+            str(name),
+            weights=weights,
+            input_size=input_size,
+            dtypes=dtypes,
+            semantics=semantics,
+            batch=batch,
+            seed=seed,
+            find_cause=find_cause,
+            tell=progress or (lambda _msg: None),
+        )
+    if impl not in IMPLS:
+        raise ValueError(f"unknown implementation {impl!r}; expected one of {', '.join(IMPLS)}")
+    cfg = resolved if isinstance(resolved, SwinConfig) else resolve_config(cfg_or_name)
     sem = semantics or IMPL_SEMANTICS[impl]
     if sem not in SEMANTICS:
         raise ValueError(f"semantics must be one of {', '.join(SEMANTICS)}; got {sem!r}")
@@ -468,12 +763,7 @@ def crosscheck(
         over["num_classes"] = 0
     cfg = dataclasses.replace(cfg, **over)
     tell = progress or (lambda _msg: None)
-    name = (
-        cfg_or_name
-        if isinstance(cfg_or_name, str) and not cfg_or_name.lstrip().startswith("{")
-        else "custom config"
-    )
-    report = CrosscheckReport(impl=impl, model=name, semantics=sem, input_size=size)
+    report = CrosscheckReport(impl=impl, model=str(name), semantics=sem, input_size=size)
 
     tell(f"building {impl}")
     module = build_impl(impl, cfg)
@@ -507,6 +797,111 @@ def crosscheck(
     if find_cause and not report.passed and report.impl_error is None:
         report.cause = _probable_cause(report, cfg, params64, x64, theirs64, module, impl, tell)
     return report
+
+
+def _crosscheck_family(
+    impl: str,
+    cfg: Any,
+    family: str,
+    name: str,
+    *,
+    weights: int | str | None,
+    input_size: tuple[int, ...] | None,
+    dtypes,
+    semantics: str | None,
+    batch: int,
+    seed: int,
+    find_cause: bool,
+    tell,
+) -> CrosscheckReport:
+    """:func:`crosscheck` for Swin V2 and Video Swin (``cfg`` resolved, ``impl`` checked)."""
+    import torch  # noqa: PLC0415
+
+    fam = registry.family_of(cfg)
+    if family == "v2":
+        sem = semantics or impl
+        if sem not in v2.SEMANTICS:
+            raise ValueError(
+                f"semantics for {fam.title} must be one of {', '.join(v2.SEMANTICS)}; got {sem!r}"
+            )
+        size = tuple(input_size) if input_size is not None else cfg.image_hw
+        form = "(H, W)"
+    else:
+        if semantics is not None:
+            raise ValueError(f"semantics does not apply to {fam.title}: it has one behaviour")
+        sem = ""
+        size = tuple(input_size) if input_size is not None else video.DEFAULT_CLIP
+        form = "(T, H, W)"
+    axes = 2 if family == "v2" else 3
+    if len(size) != axes or not all(isinstance(v, int) and v > 0 for v in size):
+        raise ValueError(f"input_size of {fam.title} must be {form} with positive ints, got {input_size!r}")
+    if family == "v2":
+        cfg = dataclasses.replace(cfg, semantics=sem, img_size=size)  # V2 checks x against img_size
+    report = CrosscheckReport(impl=impl, model=name, semantics=sem, input_size=size, family=family)
+
+    tell(f"building {impl}")
+    module = build_impl(impl, cfg)
+    _load_weights(module, weights, impl)
+    params64 = impl_params(_state_dict_numpy(module), cfg, impl)
+    x64 = np.random.default_rng(seed).standard_normal(fam.input_shape(cfg, batch=batch, size=size))
+
+    def run_impl(dtype: str) -> dict[str, np.ndarray]:
+        m = module if dtype == "float64" else copy.deepcopy(module).to(getattr(torch, dtype))
+        x = x64.astype(dtype)
+        return _run_video_impl(m, x) if family == "video" else _run_impl(impl, m, x)
+
+    # the V2 float32 rule measures both sides against the implementation's float64 outputs
+    need64 = "float64" in dtypes or (family == "v2" and "float32" in dtypes)
+    theirs64: dict[str, np.ndarray] | None = None
+    for dtype in (["float64"] if need64 else []) + [d for d in dtypes if d != "float64"]:
+        tell(f"{impl} {dtype}")
+        try:
+            theirs = run_impl(dtype)
+        except Exception as e:  # the implementation cannot run this input
+            report.impl_error = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+            theirs = None
+        if dtype == "float64":
+            theirs64 = theirs
+            if "float64" not in dtypes:
+                if theirs is None:
+                    break
+                continue
+        tell(f"swinref {dtype}")
+        try:
+            ours = _run_swinref(
+                {k: v.astype(dtype) for k, v in params64.items()}, x64.astype(dtype), cfg, False
+            )
+        except (ValueError, TypeError) as e:
+            report.swinref_error = str(e).splitlines()[0][:200]
+            ours = None
+        if theirs is None or ours is None:
+            break
+        truth = theirs64 if family == "v2" and dtype == "float32" else None
+        rows = _compare(ours, theirs, dtype, truth)
+        report.rows.extend(rows)
+        report.first_divergence[dtype] = next((r.name for r in rows if not r.ok), None)
+    if find_cause and not report.passed and report.impl_error is None and report.swinref_error is None:
+        report.cause = _family_cause(report, cfg, family, params64, x64, theirs64, tell)
+    return report
+
+
+def _family_cause(report, cfg, family, params64, x64, theirs64, tell) -> str:
+    """V2: the other semantics that reproduces the implementation, if one does; else where it
+    first diverges (both families)."""
+    if family == "v2" and theirs64 is not None:
+        for other in v2.SEMANTICS:
+            if other == cfg.semantics:
+                continue
+            tell(f"trying semantics={other}")
+            try:
+                ours = _run_swinref(params64, x64, dataclasses.replace(cfg, semantics=other), False)
+            except (ValueError, TypeError):
+                continue
+            rows = _compare(ours, theirs64, "float64")
+            if rows and all(r.ok for r in rows):
+                return f"matches with semantics={other}"
+    first = next((n for n in report.first_divergence.values() if n), "?")
+    return f"first divergence at {first}"
 
 
 def _probable_cause(report, cfg, params64, x64, theirs64, module, impl, tell) -> str:

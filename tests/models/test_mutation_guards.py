@@ -4,7 +4,7 @@ eps. ``benchmarks/mutation.py`` applies each mistake to swinref and checks that 
 
 A shifted block is compared with a definition written out with loops and scalar math from the paper's definition:
 LayerNorm (eps 1e-5), timm's roll-then-pad, region labels by the three slices of each axis of the
-padded grid, per-window attention (tests/test_attention.py's loop), exact GELU via math.erf.
+padded grid, per-window attention (tests/models/test_attention.py's loop), exact GELU via math.erf.
 
 Tolerance (float64): both sides evaluate the same O(1) dot products (length <= 2 * 4C = 48) and
 softmaxes in different orders; rounding differences are a few 1e-15. atol = 1e-12 keeps a wide

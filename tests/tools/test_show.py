@@ -127,6 +127,6 @@ def test_cli_rejects_bad_geometry(tmp_path, capsys, argv, words):
 def test_readme_picture_is_commit_sized():
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "docs" / "images" / "shift_regions.png"
+    path = Path(__file__).resolve().parents[2] / "docs" / "images" / "shift_regions.png"
     _assert_png(path)
     assert path.stat().st_size < 150_000, f"{path} is {path.stat().st_size} bytes; keep it under 150 kB"
