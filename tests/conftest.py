@@ -20,6 +20,65 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+# Under CI a skip is a failure, except where no GPU is present: a missing timm, torchvision or
+# transformers would otherwise turn every cross-check into a skip while the run stays green.
+STRICT_SKIPS = os.environ.get("CI", "") not in ("", "0", "false")
+ALLOWED_SKIP_REASONS = ("cupy unavailable",)  # no CuPy or no CUDA device on this machine
+CROSSCHECK_MODULES = (
+    "torch",
+    "torchvision",
+    "timm",
+    "transformers",
+    "array_api_strict",
+    "mpmath",
+    "PIL",
+    "dask",
+)
+
+
+def _skip_allowed(reason: str) -> bool:
+    return any(a in reason for a in ALLOWED_SKIP_REASONS)
+
+
+def pytest_sessionstart(session):
+    if not STRICT_SKIPS:
+        return
+    import importlib
+
+    missing = []
+    for name in CROSSCHECK_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # ImportError, or a broken install that fails on import
+            missing.append(f"{name} ({type(e).__name__}: {e})")
+    if missing:
+        pytest.exit(
+            "CI needs every cross-check dependency, and these do not import: " + "; ".join(missing),
+            returncode=1,
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
+        reason = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr)
+        if not _skip_allowed(reason):
+            report.outcome = "failed"
+            report.longrepr = f"skipped under CI, which allows only GPU skips: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT_SKIPS and report.skipped:
+        reason = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr)
+        if not _skip_allowed(reason):
+            report.outcome = "failed"
+            report.longrepr = f"module skipped under CI, which allows only GPU skips: {reason}"
+
 
 @dataclass(frozen=True)
 class Backend:

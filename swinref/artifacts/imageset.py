@@ -16,6 +16,14 @@ The eval transform is the one timm builds for a model's ``pretrained_cfg``
 timm does steps 4-5 in float32; here they are float64, so the two agree to float32 rounding
 (|difference| < 1e-6). ``crop_pct`` is 0.9 for the 224 Swin models and 1.0 for the 384 ones
 (timm 1.0 ``pretrained_cfg`` of each default tag); interpolation bicubic for all.
+
+Untrusted files: an image file is read only if it is a regular file of at most
+:data:`MAX_IMAGE_BYTES`; its size is read from the header and checked against
+:data:`MAX_PIXELS` and :data:`MAX_ASPECT_RATIO` before any pixel is decoded, and the resized image
+against :data:`MAX_PIXELS` before it is made. Every image within the caps is decoded at full
+resolution, exactly as timm decodes it (no reduced JPEG decoding, which changes the pixels), and
+every problem with a file, whatever Pillow raises, becomes a :class:`BadImageError`, so one bad
+file is skipped with its reason instead of stopping a whole run.
 """
 
 from __future__ import annotations
@@ -24,12 +32,14 @@ import glob
 import io
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from ..models.v1 import SHORT_NAMES
+from .fileio import InputFileError, read_regular
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -50,6 +60,22 @@ INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 # Pillow modes that Image.convert("RGB") maps without clipping; 16-bit and float modes are refused
 RGB_CONVERTIBLE = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "La", "RGBa")
 
+# Limits on untrusted image files. A few bytes of PNG can claim any size, so the size is checked
+# from the header before decoding, and the resize's output size before resizing.
+MAX_IMAGE_BYTES = 256 << 20  # per file; a 64-megapixel PNG of noise is about 200 MB
+# Decoded (and resized) pixels per image: 2**26, about 67 megapixels. The largest camera sensors
+# (about 61 MP) fit; Pillow holds RGB and RGBA at 4 bytes a pixel, so one decoded image takes at
+# most 256 MiB and the decode, RGB conversion and resize of one image stay near 1 GiB per worker.
+# It is below Pillow's own decompression-bomb limit (Image.MAX_IMAGE_PIXELS, 89.5 MP), so Pillow's
+# check never fires on an image accepted here.
+MAX_PIXELS = 1 << 26
+# Longer side over shorter side. The eval transform scales the shorter side to S (248 for the 224
+# models, 384 for the 384 ones), so the resized image has S * S * ratio pixels: a 1 x 10000 strip
+# would become 248 x 2480000 (615 MP, several GB) to keep a 224 x 224 crop. At 1:100 the
+# resized image stays under 15 MP for S <= 384 (a fraction of a second of bicubic resizing), while
+# photographs, panoramas included, stay far below the cap (1:4 to 1:10).
+MAX_ASPECT_RATIO = 100
+
 
 class BadImageError(ValueError):
     """A file that cannot be used as an input image; ``path`` and ``reason`` say which and why."""
@@ -58,6 +84,41 @@ class BadImageError(ValueError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+def read_image_file(path: str | os.PathLike, name: str | None = None) -> bytes:
+    """The bytes of the image file at ``path``, read only if it is a regular file (not a FIFO, a
+    device or a link to one) of at most :data:`MAX_IMAGE_BYTES` bytes.
+
+    Raises :class:`BadImageError` for ``name`` (default: the path) otherwise; the reason names the
+    file by ``name``, so it does not depend on where the image set lies.
+    """
+    path = os.fspath(path)
+    name = path if name is None else name
+    try:
+        return read_regular(path, what="image file", max_bytes=MAX_IMAGE_BYTES)
+    except (FileNotFoundError, InputFileError) as e:
+        raise BadImageError(name, str(e).replace(path, name)) from None
+    except OSError as e:  # a read error after the open: EIO, a file removed from a network share
+        raise BadImageError(name, f"cannot read image file {name}: {e.strerror or e}") from None
+
+
+def check_image_size(width: int, height: int) -> str | None:
+    """Why an image of ``width`` x ``height`` pixels is refused (too many pixels, too elongated), or None."""
+    if width < 1 or height < 1:
+        return f"image size {width}x{height} has no pixels"
+    if width * height > MAX_PIXELS:
+        return (
+            f"image size {width}x{height} is {width * height:,} pixels, more than the "
+            f"{MAX_PIXELS:,} (MAX_PIXELS) decoded per image"
+        )
+    ratio = max(width, height) / min(width, height)
+    if ratio > MAX_ASPECT_RATIO:
+        return (
+            f"image size {width}x{height} has an aspect ratio of {ratio:.0f}:1, more than the "
+            f"{MAX_ASPECT_RATIO}:1 (MAX_ASPECT_RATIO) the eval transform's resize allows"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -109,27 +170,42 @@ class EvalTransform:
     def __call__(self, data: bytes, path: str = "<bytes>") -> np.ndarray:
         """Decode one encoded image (PNG/JPEG bytes) and return it preprocessed, (3, H, W) float64.
 
-        Raises :class:`BadImageError` for bytes Pillow cannot decode or an unsupported mode.
+        Raises :class:`BadImageError` for bytes Pillow cannot decode, an unsupported mode, a size
+        beyond :data:`MAX_PIXELS` or :data:`MAX_ASPECT_RATIO` (checked from the header, before
+        decoding), and any error Pillow raises while decoding, memory errors included.
         """
         from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
 
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()  # decode now so a truncated file fails here, not later
-                if im.mode not in RGB_CONVERTIBLE:
-                    raise BadImageError(
-                        path,
-                        f"unsupported image mode {im.mode!r}; expected one of "
-                        f"{', '.join(RGB_CONVERTIBLE)} (8 bits per channel)",
-                    )
-                rgb = im.convert("RGB")
+            with warnings.catch_warnings():
+                # Pillow warns, then fails, on images past its own pixel limit: both are bad files
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(data)) as im:
+                    too_big = check_image_size(*im.size)
+                    if too_big is not None:
+                        raise BadImageError(path, too_big)
+                    im.load()  # decode now so a truncated file fails here, not later
+                    if im.mode not in RGB_CONVERTIBLE:
+                        raise BadImageError(
+                            path,
+                            f"unsupported image mode {im.mode!r}; expected one of "
+                            f"{', '.join(RGB_CONVERTIBLE)} (8 bits per channel)",
+                        )
+                    rgb = im.convert("RGB")
+        except BadImageError:
+            raise
         except UnidentifiedImageError:
             raise BadImageError(path, "not an image Pillow can identify (expected PNG or JPEG)") from None
-        except (OSError, SyntaxError, ValueError) as e:
-            if isinstance(e, BadImageError):
-                raise
+        except MemoryError:
+            raise BadImageError(path, "cannot decode: out of memory") from None
+        except Exception as e:  # Pillow raises many kinds on hostile files; each means a bad file
             raise BadImageError(path, f"cannot decode: {type(e).__name__}: {e}") from None
-        return self.apply(rgb)
+        try:
+            return self.apply(rgb)
+        except BadImageError as e:
+            raise BadImageError(path, e.reason) from None
+        except MemoryError:
+            raise BadImageError(path, "cannot resize: out of memory") from None
 
     def apply(self, rgb) -> np.ndarray:
         """Resize, crop and normalise an RGB Pillow image; returns (3, H, W) float64."""
@@ -144,10 +220,18 @@ class EvalTransform:
         w, h = rgb.size
         short = self.resize_short
         # torchvision Resize(int): the shorter side becomes `short`, the longer int(short * long / short_in)
+        too_big = check_image_size(w, h)
+        if too_big is not None:
+            raise BadImageError("<image>", too_big)
         if w <= h:
             new_w, new_h = short, int(short * h / w)
         else:
             new_w, new_h = int(short * w / h), short
+        if new_w * new_h > MAX_PIXELS:  # only for a crop far larger than the released models'
+            raise BadImageError(
+                "<image>",
+                f"resized to {new_w}x{new_h}, more than the {MAX_PIXELS:,} pixels (MAX_PIXELS) allowed",
+            )
         if (new_w, new_h) != (w, h):
             rgb = rgb.resize((new_w, new_h), resample[self.interpolation])
         crop_h, crop_w = self.img_size

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from typing import Any
 
+from ..artifacts.fileio import OutputExistsError
 from ..models import registry
 
 
@@ -15,6 +17,22 @@ def stdout_console():
 
     # a pipe or file gets 160 columns so that tables of long tensor names are not squeezed
     return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+
+
+def int_at_least(low: int):
+    """An argparse type: an int >= ``low`` (a clear one-line error otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {text!r}")
+        return value
+
+    parse.__name__ = f"int >= {low}"  # argparse names the type in its messages
+    return parse
 
 
 def fmt(v: float | None) -> str:
@@ -88,3 +106,26 @@ def model_config(args: argparse.Namespace) -> tuple[str, Any, tuple[int, ...] | 
     if over:
         cfg = dataclasses.replace(cfg, **over)
     return label, cfg, size
+
+
+def add_force_argument(p: argparse.ArgumentParser, what: str = "the output file") -> None:
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help=f"overwrite {what} if it exists (atomically: readers see the old or the new file); "
+        "without it an existing output is refused",
+    )
+
+
+def check_output_path(path: str, *, force: bool, what: str = "output") -> None:
+    """Refuse an output path before any work is done: a directory, a missing or unwritable
+    parent directory, or an existing file without --force (each a one-line usage error)."""
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path} is a directory; give a file path")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"{what} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} {path}: directory {parent} is not writable")
+    if os.path.lexists(path) and not force:
+        raise OutputExistsError(f"{what} {path} exists; pass --force to overwrite it")

@@ -14,7 +14,15 @@ from ..artifacts.imageset import EvalTransform
 from ..artifacts.weights_io import load_params
 from ..core import backend
 from ..models import registry
-from .common import add_model_arguments, fmt, model_config, stdout_console
+from .common import (
+    add_force_argument,
+    add_model_arguments,
+    check_output_path,
+    fmt,
+    int_at_least,
+    model_config,
+    stdout_console,
+)
 
 GOLDEN_HELP = """\
 Run one forward pass and write a golden file (safetensors): the input, every named intermediate
@@ -57,6 +65,9 @@ def _cmd_golden(args: argparse.Namespace) -> int:
     label, cfg, size = model_config(args)
     xp = backend.get_namespace(args.backend)
     out = args.out or f"golden_{label.replace(' ', '_')}.safetensors"
+    check_output_path(out, force=args.force, what="golden file")
+    if args.batch < 1:
+        raise ValueError(f"--batch must be a positive int, got {args.batch}")
 
     err = Console(stderr=True)
     progress = Progress(
@@ -89,6 +100,7 @@ def _cmd_golden(args: argparse.Namespace) -> int:
             metadata=dict(
                 model=label, backend=args.backend, weights_source=source, input_seed=args.input_seed
             ),
+            overwrite=args.force,
         )
         progress.update(task, advance=1, description="done")
     elapsed = time.perf_counter() - start
@@ -197,17 +209,17 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=int_at_least(0),
         default=None,
         help="seed of the initialised weights, swinref.init_params(cfg, seed=SEED) (default 0)",
     )
     p.add_argument(
         "--input-seed",
-        type=int,
+        type=int_at_least(0),
         default=0,
         help="seed of the input, numpy.random.default_rng(INPUT_SEED).standard_normal (default 0)",
     )
-    p.add_argument("--batch", type=int, default=1, help="images in the input batch (default 1)")
+    p.add_argument("--batch", type=int_at_least(1), default=1, help="images in the input batch (default 1)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument(
         "--backend",
@@ -219,6 +231,7 @@ def register(sub) -> None:
     p.add_argument(
         "--out", metavar="FILE", default=None, help="output path (default golden_MODEL.safetensors)"
     )
+    add_force_argument(p, "the golden file")
 
     add_image_arguments(p)
     p.set_defaults(func=_cmd_golden)
@@ -256,7 +269,9 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="a directory (its .png/.jpg/.jpeg files, recursively) or a quoted glob pattern",
     )
-    g.add_argument("--batch-size", type=int, default=8, help="images per batch and shard (default 8)")
+    g.add_argument(
+        "--batch-size", type=int_at_least(1), default=8, help="images per batch and shard (default 8)"
+    )
     g.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -265,7 +280,7 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--workers",
-        type=int,
+        type=int_at_least(1),
         default=os.cpu_count() or 1,
         help="LocalCluster worker processes, one thread each (default: CPU count)",
     )
@@ -297,7 +312,7 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--max-shards",
-        type=int,
+        type=int_at_least(1),
         default=None,
         help="compute at most this many shards, then stop (rerun to continue)",
     )
@@ -356,7 +371,7 @@ def cmd_golden_images(args: argparse.Namespace) -> int:
 def add_compare_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--worst",
-        type=int,
+        type=int_at_least(0),
         default=10,
         help="with two stores: how many of the most different images to list (default 10)",
     )

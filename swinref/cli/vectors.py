@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..artifacts.fileio import atomic_write
 from ..tools.vectors import (
     CASES,
     DTYPES,
@@ -16,7 +17,7 @@ from ..tools.vectors import (
     verify,
     write_suite,
 )
-from .common import stdout_console
+from .common import add_force_argument, check_output_path, stdout_console
 
 
 def _cmd_vectors(args: argparse.Namespace) -> int:
@@ -37,7 +38,10 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
     with bar:
         task = bar.add_task("writing test vectors", total=total)
         manifest = write_suite(
-            args.out, dtypes=dtypes, progress=lambda name: bar.update(task, advance=1, description=name)
+            args.out,
+            dtypes=dtypes,
+            progress=lambda name: bar.update(task, advance=1, description=name),
+            overwrite=args.force,
         )
     size = sum(e["bytes"] for e in manifest["cases"])
     comps = sorted({e["component"] for e in manifest["cases"]})
@@ -59,6 +63,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from rich.markup import escape  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
+    for path, what in ((args.report_json, "--report-json"), (args.junit, "--junit")):
+        if path is not None:
+            check_output_path(path, force=args.force, what=what)
     results = verify(args.expected, args.actual, select=args.select)
     if not results:
         raise ValueError(f"no case of the suite matches --select {args.select!r}")
@@ -105,11 +112,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     console.print(table)
     report = report_dict(results, args.expected, args.actual)
     if args.report_json:
-        with open(args.report_json, "w", encoding="utf-8") as f:
-            f.write(json.dumps(report, indent=1, sort_keys=True) + "\n")
+        text = json.dumps(report, indent=1, sort_keys=True) + "\n"
+        atomic_write(args.report_json, text.encode("utf-8"), overwrite=args.force, what="JSON report")
     if args.junit:
-        with open(args.junit, "wb") as f:
-            f.write(junit_xml(results))
+        atomic_write(args.junit, junit_xml(results), overwrite=args.force, what="JUnit report")
     s = report["summary"]
     if report["passed"]:
         console.print(
@@ -142,7 +148,7 @@ name and the same outputs/ tensor names (inputs/ and params/ may be omitted). Ev
 must have the expected dtype and shape and satisfy |expected - actual| <= atol + rtol * |expected|
 with the case's tolerance from the manifest. Exit 0 when every case passes, 1 when any fails
 (missing file or tensor, unreadable file, wrong shape or dtype, values beyond tolerance), 2 when
-EXPECTED has no usable manifest.
+EXPECTED has no usable manifest or an option is wrong, 3 on an internal error.
 """
 
 
@@ -161,6 +167,7 @@ def register(sub) -> None:
         default="both",
         help="dtype variants of the float cases (default both)",
     )
+    add_force_argument(p, "the suite's files")
     p.set_defaults(func=_cmd_vectors)
 
     v = sub.add_parser(
@@ -182,4 +189,5 @@ def register(sub) -> None:
     v.add_argument(
         "--failures-only", action="store_true", help="list only failing cases and tensors in the table"
     )
+    add_force_argument(v, "the report files")
     v.set_defaults(func=_cmd_verify)

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..artifacts.fileio import read_regular
 from ..artifacts.weights_io import load_state_dict
 from ..core import backend
 from ..models import registry, v2, video
@@ -683,8 +684,8 @@ def resolve_config(cfg_or_name: SwinConfig | str | dict, **overrides) -> SwinCon
     if text.lstrip().startswith("{"):
         return SwinConfig.from_dict({**json.loads(text), **overrides})
     if text.endswith(".json") and os.path.exists(text):
-        with open(text) as f:
-            return SwinConfig.from_dict({**json.load(f), **overrides})
+        data = read_regular(text, what="model config file", max_bytes=1 << 20)  # configs are ~300 bytes
+        return SwinConfig.from_dict({**json.loads(data), **overrides})
     return SwinConfig.named(text, **overrides)
 
 

@@ -19,17 +19,27 @@ drawn faded. matplotlib is imported only here (``pip install swinref[show]``).
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..artifacts.fileio import OutputExistsError, atomic_write
 from ..core import backend
 from ..core.numerics import softmax
 from ..core.windows import region_ids, shift_mask, window_partition
 from ..models.v1 import relative_position_bias
 
 _REGION_COLOURS = "tab10"  # ids 0..8 get distinct colours
+# beyond these a token is under a pixel wide and the masks figure has hundreds of panels
+MAX_TOKENS = 128 * 128
+MAX_WINDOWS = 256
+
+
+def _save(fig, path, *, dpi: int, overwrite: bool) -> None:
+    """The figure as a PNG, written atomically (figures here are not pyplot's: nothing to close)."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi), overwrite=overwrite, what="picture")
 
 
 class Geometry:
@@ -46,6 +56,13 @@ class Geometry:
                     f"axis (0 <= s{axis} < M{axis})"
                 )
         self.padded = tuple(-(-r // m) * m for r, m in zip(self.size, self.window, strict=False))
+        tokens = self.padded[0] * self.padded[1]
+        windows = tokens // (self.window[0] * self.window[1])
+        if tokens > MAX_TOKENS or windows > MAX_WINDOWS:
+            raise ValueError(
+                f"{self!r} pads to {tokens} tokens in {windows} windows; pictures are drawn for at most "
+                f"{MAX_TOKENS} tokens and {MAX_WINDOWS} windows (one panel per window)"
+            )
 
     def __repr__(self):
         return f"grid {self.size[0]}x{self.size[1]}, window {self.window}, shift {self.shift}"
@@ -153,18 +170,18 @@ def _padding_note(g: Geometry) -> str:
     return f"\npadded to {g.padded[0]}x{g.padded[1]} (faded), then rolled"
 
 
-def draw_cyclic_shift(g: Geometry, path) -> dict[str, np.ndarray]:
+def draw_cyclic_shift(g: Geometry, path, *, overwrite: bool = False) -> dict[str, np.ndarray]:
     """Region ids before and after the roll by (-sh, -sw). Returns the two (Hp, Wp) arrays drawn."""
     arrays = region_grids(g)
     fig, axes = _figure(2)
     _draw_regions(axes[0, 0], arrays["before"], g, "before the roll: region id of each token")
     _draw_regions(axes[0, 1], arrays["after"], g, f"after roll by {(-g.shift[0], -g.shift[1])}")
     fig.suptitle(f"cyclic shift, {g}{_padding_note(g)}", fontsize=10)
-    fig.savefig(path, dpi=100)
+    _save(fig, path, dpi=100, overwrite=overwrite)
     return arrays
 
 
-def draw_window_regrouping(g: Geometry, path, *, dpi: int = 100) -> dict[str, Any]:
+def draw_window_regrouping(g: Geometry, path, *, dpi: int = 100, overwrite: bool = False) -> dict[str, Any]:
     """Shifted windows over the original grid and the regular windows after the roll, over the
     region ids. Returns ``before``/``after`` ids and the window boundaries drawn."""
     arrays = region_grids(g)
@@ -191,11 +208,11 @@ def draw_window_regrouping(g: Geometry, path, *, dpi: int = 100) -> dict[str, An
         lines_w=regular_w,
     )
     fig.suptitle(f"window regrouping, {g}{_padding_note(g)}", fontsize=10)
-    fig.savefig(path, dpi=dpi)
+    _save(fig, path, dpi=dpi, overwrite=overwrite)
     return {**arrays, "lines_before": (shifted_h, shifted_w), "lines_after": (regular_h, regular_w)}
 
 
-def draw_masks(g: Geometry, path) -> np.ndarray:
+def draw_masks(g: Geometry, path, *, overwrite: bool = False) -> np.ndarray:
     """One (N, N) panel per window, 0 light and -100 dark. Returns the (nW, N, N) mask drawn."""
     masks = window_masks(g)
     rows, cols = g.padded[0] // g.window[0], g.padded[1] // g.window[1]
@@ -207,11 +224,13 @@ def draw_masks(g: Geometry, path) -> np.ndarray:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(f"attention masks (white 0, black -100)\n{g}{_padding_note(g)}", fontsize=9)
-    fig.savefig(path, dpi=100)
+    _save(fig, path, dpi=100, overwrite=overwrite)
     return masks
 
 
-def draw_attention(g: Geometry, query: tuple[int, int], path, *, seed: int = 0) -> dict:
+def draw_attention(
+    g: Geometry, query: tuple[int, int], path, *, seed: int = 0, overwrite: bool = False
+) -> dict:
     """The query's attention weights on the original grid. Returns :func:`query_attention`'s dict."""
     out = query_attention(g, query, seed=seed)
     fig, axes = _figure(1, cell=5.0)
@@ -224,14 +243,17 @@ def draw_attention(g: Geometry, query: tuple[int, int], path, *, seed: int = 0) 
         "blank: outside its window" + _padding_note(g).replace("\n", "; "),
         fontsize=8,
     )
-    fig.savefig(path, dpi=100)
+    _save(fig, path, dpi=100, overwrite=overwrite)
     return out
 
 
-def render(out_dir, size=(8, 8), window=(4, 4), shift=None, query=None, *, seed: int = 0) -> dict[str, Path]:
+def render(
+    out_dir, size=(8, 8), window=(4, 4), shift=None, query=None, *, seed: int = 0, overwrite: bool = False
+) -> dict[str, Path]:
     """Write the four PNGs into ``out_dir``; shift defaults to M // 2, the query to the last token.
 
-    Returns {name: path}.
+    Each PNG is written atomically; existing PNGs are refused unless ``overwrite=True``, before
+    any is drawn. Returns {name: path}.
     """
     window = _pair(window, "window (Mh, Mw)")
     shift = (window[0] // 2, window[1] // 2) if shift is None else shift
@@ -241,8 +263,11 @@ def render(out_dir, size=(8, 8), window=(4, 4), shift=None, query=None, *, seed:
     out.mkdir(parents=True, exist_ok=True)
     names = ("cyclic_shift", "window_regrouping", "masks", "attention")
     paths = {name: out / f"{name}.png" for name in names}
-    draw_cyclic_shift(g, paths["cyclic_shift"])
-    draw_window_regrouping(g, paths["window_regrouping"])
-    draw_masks(g, paths["masks"])
-    draw_attention(g, query, paths["attention"], seed=seed)
+    present = [str(p) for p in paths.values() if os.path.lexists(p)]
+    if present and not overwrite:
+        raise OutputExistsError(f"{', '.join(present)} exist; overwrite explicitly (--force)")
+    draw_cyclic_shift(g, paths["cyclic_shift"], overwrite=overwrite)
+    draw_window_regrouping(g, paths["window_regrouping"], overwrite=overwrite)
+    draw_masks(g, paths["masks"], overwrite=overwrite)
+    draw_attention(g, query, paths["attention"], seed=seed, overwrite=overwrite)
     return paths

@@ -38,7 +38,16 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..artifacts.golden import GoldenFileError, compare_arrays, parse_safetensors_header, sha256_file
+from ..artifacts.fileio import (
+    GoldenFileError,
+    InputFileError,
+    OutputExistsError,
+    atomic_write,
+    inside,
+    read_regular,
+    read_safetensors_file,
+)
+from ..artifacts.golden import compare_arrays
 from ..core import backend, numerics, windows
 from ..models import v1, v2
 
@@ -46,6 +55,8 @@ SUITE_FORMAT = "swinref-vectors"
 SUITE_VERSION = 2  # 2: case files name their definition in words, not by module path
 READABLE_SUITE_VERSIONS = (1, 2)  # version 1 files differ only in the informational 'function' field
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 64 << 20  # the suite manifest is about 0.2 MiB
+MAX_CASE_BYTES = 1 << 30  # case files are kilobytes; a port output file may hold bigger tensors
 REPORT_FORMAT = "swinref-verify-report"
 METADATA_KEY = "swinref"
 ROLES = ("inputs", "params", "outputs")
@@ -915,16 +926,30 @@ def write_suite(
     dtypes: tuple[str, ...] = DTYPES,
     cases: tuple[Case, ...] = CASES,
     progress=None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write every case file and ``manifest.json`` into ``out``; returns the manifest.
 
-    ``progress(description)`` is called once per file written, when given.
+    Every file is written atomically (:func:`swinref.artifacts.fileio.atomic_write`), the manifest
+    last, so a suite whose manifest exists is whole. A directory that already holds a suite
+    manifest or any of the case files is refused unless ``overwrite=True``, before anything is
+    written. ``progress(description)`` is called once per file written, when given.
     """
     bad = [d for d in dtypes if d not in DTYPES]
     if bad or not dtypes:
         raise ValueError(f"dtypes must be a non-empty subset of {list(DTYPES)}, got {list(dtypes)}")
     out = os.fspath(out)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise NotADirectoryError(f"suite directory {out} exists and is not a directory")
     os.makedirs(out, exist_ok=True)
+    if not overwrite:
+        names = [MANIFEST] + [c.file_name(d) for c in cases for d in c.dtypes(dtypes)]
+        present = [n for n in names if os.path.lexists(os.path.join(out, n))]
+        if present:
+            raise OutputExistsError(
+                f"suite directory {out} already holds {_listed(present)}; "
+                "overwrite it explicitly (--force) or choose an empty directory"
+            )
     entries = []
     for case in cases:
         for dtype in case.dtypes(dtypes):
@@ -932,8 +957,7 @@ def write_suite(
             meta = case_metadata(case, dtype, tensors)
             blob = _encode(tensors, meta)
             name = case.file_name(dtype)
-            with open(os.path.join(out, name), "wb") as f:
-                f.write(blob)
+            atomic_write(os.path.join(out, name), blob, overwrite=overwrite, what="case file")
             entries.append(
                 {
                     "name": f"{case.name}.{dtype}" if not case.int_only else case.name,
@@ -959,9 +983,14 @@ def write_suite(
         "tolerance_rule": "|expected - actual| <= atol + rtol * |expected| per element",
         "cases": entries,
     }
-    with open(os.path.join(out, MANIFEST), "w", encoding="utf-8") as f:
-        f.write(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
+    text = json.dumps(manifest, sort_keys=True, indent=1) + "\n"
+    path = os.path.join(out, MANIFEST)
+    atomic_write(path, text.encode("utf-8"), overwrite=overwrite, what="suite manifest")
     return manifest
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more files" if len(names) > 3 else "")
 
 
 # ----- reading ---------------------------------------------------------------------------------
@@ -979,8 +1008,9 @@ def read_manifest(suite: str | os.PathLike) -> dict[str, Any]:
             "'swinref vectors --out DIR'"
         )
     try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
+        manifest = json.loads(read_regular(path, what="suite manifest", max_bytes=MAX_MANIFEST_BYTES))
+    except InputFileError as e:
+        raise SuiteError(str(e)) from e
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SuiteError(f"{path} is not a readable JSON manifest: {e}") from e
     if not isinstance(manifest, dict) or manifest.get("format") != SUITE_FORMAT:
@@ -1010,17 +1040,43 @@ def read_manifest(suite: str | os.PathLike) -> dict[str, Any]:
         raise SuiteError(
             f"{path}: case file names must be plain names inside the suite directory, got {unsafe}"
         )
+    for c in cases:
+        problem = _entry_problem(c)
+        if problem:
+            raise SuiteError(f"{path}: case {c.get('name')!r}: {problem}")
     return manifest
+
+
+def _entry_problem(c: Mapping[str, Any]) -> str | None:
+    """What is wrong with a manifest case entry's types and tolerance, or None."""
+    for key in ("name", "component", "dtype", "sha256"):
+        if not isinstance(c[key], str):
+            return f"{key!r} must be a string, got {type(c[key]).__name__}"
+    tol = c["tolerance"]
+    if not isinstance(tol, dict):
+        return "'tolerance' must be an object with 'atol' and 'rtol'"
+    for key in ("atol", "rtol"):
+        v = tol.get(key)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            return f"tolerance {key!r} must be a finite number >= 0, got {v!r}"
+    return None
 
 
 def read_case_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Tensors and (possibly empty) metadata of a case file; GoldenFileError when unreadable."""
+    path = os.fspath(path)
+    try:  # clear messages for special, short, foreign and truncated files, read only when whole
+        data, header = read_safetensors_file(path, what="case file", max_bytes=MAX_CASE_BYTES)
+    except InputFileError as e:
+        raise GoldenFileError(str(e)) from e
+    return _case_from_bytes(data, header, path)
+
+
+def _case_from_bytes(
+    data: bytes, header: Mapping[str, Any], path: str
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     from safetensors.numpy import load  # noqa: PLC0415
 
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        data = f.read()
-    header = parse_safetensors_header(data, path)  # clear messages for short, foreign, truncated files
     try:
         tensors = load(data)
     except Exception as e:  # safetensors raises its own error type for inconsistent headers
@@ -1153,26 +1209,35 @@ def verify(
         )
         results.append(check)
         exp_path, act_path = os.path.join(expected, entry["file"]), os.path.join(actual, entry["file"])
-        if not os.path.exists(exp_path) or sha256_file(exp_path) != entry["sha256"]:
+        damaged = "the reference suite is damaged"
+        if not os.path.lexists(exp_path):
             check.problems.append(
-                (
-                    "expected-corrupt",
-                    f"the expected file {entry['file']} is missing or "
-                    "its sha256 differs from the manifest: the reference suite is damaged",
-                )
+                ("expected-corrupt", f"the expected file {entry['file']} is missing: {damaged}")
+            )
+            continue
+        if not inside(expected, exp_path):
+            check.problems.append(
+                ("expected-corrupt", f"the expected file {entry['file']} links outside the suite: refused")
             )
             continue
         try:
-            exp_tensors, exp_meta = read_case_file(exp_path)
-        except (GoldenFileError, OSError) as e:
-            check.problems.append(("expected-corrupt", f"the expected file cannot be read: {e}"))
+            data, header = read_safetensors_file(exp_path, what="expected file", max_bytes=MAX_CASE_BYTES)
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise GoldenFileError(f"its sha256 differs from the manifest: {damaged}")
+            exp_tensors, exp_meta = _case_from_bytes(data, header, exp_path)
+            if exp_meta.get("tolerance") != tol:
+                raise GoldenFileError(
+                    f"its tolerance {exp_meta.get('tolerance')} differs from the manifest's {tol}: {damaged}"
+                )
+        except (GoldenFileError, InputFileError, OSError) as e:
+            check.problems.append(("expected-corrupt", f"the expected file {entry['file']}: {e}"))
             continue
         if not os.path.exists(act_path):
             check.problems.append(("missing-file", f"{entry['file']} is missing from the actual directory"))
             continue
         try:
             act_tensors, _ = read_case_file(act_path)
-        except (GoldenFileError, OSError) as e:
+        except (GoldenFileError, InputFileError, OSError) as e:
             check.problems.append(("corrupt-file", f"{entry['file']} cannot be read: {e}"))
             continue
         names = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -146,8 +147,16 @@ def test_round_trip_keeps_every_bit(tmp_path_factory, arrays):
     # NaN payloads, infinities, -0.0 and subnormals must survive: compare the raw bytes
     x, logits = arrays
     path = tmp_path_factory.mktemp("rt") / "g.safetensors"
-    write_golden(path, cfg=TINY, params={}, x=x, logits=logits)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_golden(path, cfg=TINY, params={}, x=x, logits=logits)
     g = read_golden(path)
+    bad = [n for n, v in (("input", x), ("logits", logits)) if not np.isfinite(v).all()]
+    said = " ".join(g.metadata.get("numerics_warnings", []))
+    assert all(n in said for n in bad) and (not bad) == ("NaN or Inf" not in said), (
+        f"non-finite tensors {bad} must be named in numerics_warnings, got {said!r}"
+    )
+    assert bool(bad) <= any(issubclass(w.category, RuntimeWarning) for w in caught)
     assert g.input.tobytes() == x.tobytes(), f"input bytes changed: {x!r} -> {g.input!r}"
     assert g.logits.tobytes() == logits.tobytes(), f"logits bytes changed: {logits!r} -> {g.logits!r}"
     assert g.metadata["input_seed"] is None and "input_recipe" not in g.metadata, (
@@ -418,7 +427,7 @@ def test_bad_metadata(tmp_path, golden64):
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="golden file not found: .*nope.safetensors"):
         read_golden(tmp_path / "nope.safetensors")
-    with pytest.raises(GoldenFileError, match="cannot read golden file"):
+    with pytest.raises(GoldenFileError, match="is a directory, expected a regular file"):
         read_golden(tmp_path)
 
 

@@ -305,7 +305,8 @@ sys.exit(main(["golden", "--images", {str(image_dir)!r}, "--model", {TINY_NAME!r
     on_disk = sorted(p.name for p in (out / "shards").glob("*.safetensors"))
     recorded = sorted(open_store(out).shards)
     assert (len(on_disk), recorded) == (3, ["00000", "00001"]), f"on disk {on_disk}, in manifest {recorded}"
-    assert not list((out / "shards").glob("*.tmp-*")), "a temporary file was left behind"
+    leftovers = [p.name for p in (out / "shards").iterdir() if p.name.endswith(".tmp") or ".tmp-" in p.name]
+    assert not leftovers, f"temporary files were left behind: {leftovers}"
     resumed = run(image_dir, out, params, client, batch_size=1)
     assert (resumed.shards_kept, resumed.shards_computed, resumed.complete) == (3, 4, True), resumed
     assert any("adopted" in n for n in resumed.notes), f"expected shard 00002 adopted, notes {resumed.notes}"
@@ -357,6 +358,7 @@ def test_store_of_another_config_is_refused(tmp_path, clean_store, image_dir):
     (tmp_path / "x" / "file").write_text("")
     with pytest.raises(GoldenSetError, match="not a golden set store"):
         run(image_dir, tmp_path / "x", other, None)
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["file"], "the refused directory was written"
 
 
 def test_unreachable_scheduler(tmp_path, image_dir, params):

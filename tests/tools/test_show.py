@@ -114,7 +114,8 @@ def test_cli_writes_four_pngs(tmp_path, capsys):
     "argv, words",
     [
         (["--window", "4", "--shift", "4"], "must be below the window"),
-        (["--window", "0"], "window (Mh, Mw) must be one or two integers >= 1"),
+        (["--window", "0"], "argument --window: expected an int >= 1, got '0'"),
+        (["--window", "4", "3", "2"], "window (Mh, Mw) must be one or two integers >= 1"),
         (["--query", "8", "0"], "outside the 8x8 grid"),
     ],
 )
