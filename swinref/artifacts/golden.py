@@ -47,9 +47,6 @@ from .fileio import (
     open_regular,
     read_safetensors_file,
 )
-from .fileio import (
-    parse_safetensors_header as parse_safetensors_header,
-)  # re-exported: readers import it here
 from .weights_io import params_digest
 
 FORMAT = "swinref-golden"

@@ -70,9 +70,10 @@ from .fileio import (
     atomic_write,
     inside,
     open_regular,
+    parse_safetensors_header,
     read_regular,
 )
-from .golden import METADATA_KEY, compare_arrays, default_tolerance, parse_safetensors_header
+from .golden import METADATA_KEY, compare_arrays, default_tolerance
 from .imageset import BadImageError, EvalTransform, list_images, read_image_file
 from .weights_io import params_digest
 
