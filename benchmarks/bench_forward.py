@@ -3,10 +3,15 @@
     python benchmarks/bench_forward.py                      # the default cases, a few minutes
     python benchmarks/bench_forward.py --cases swin_t:1:float32 --repeats 20
     python benchmarks/bench_forward.py --accuracy           # also fast vs precise on swin_t logits
+    python benchmarks/bench_forward.py --impls precise jax timm   # also the precise path jitted by JAX
 
 Every (implementation, case) runs in its own subprocess with the same thread count for BLAS
 (OPENBLAS/OMP/MKL_NUM_THREADS, set before NumPy or torch is imported) and for torch
-(``torch.set_num_threads``); timm runs in eval mode under ``torch.inference_mode()``. All
+(``torch.set_num_threads``); timm runs in eval mode under ``torch.inference_mode()``. ``jax``
+(not in the default set; ``pip install 'swinref[jax]'``) is the precise path under ``jax.jit`` with
+params and input as JAX arrays, x64 enabled (``JAX_ENABLE_X64=1``) for float64 cases only; XLA
+uses its own thread pool over every core, the BLAS variables do not reach it, and the first
+warm-up call includes tracing and compilation. All
 implementations get the same weights (swinref's seeded timm-style init, loaded into timm with
 ``load_state_dict``) and the same input (standard normal, seed 0); the parent checks that their
 logits agree.
@@ -41,7 +46,8 @@ DEFAULT_CASES = (
     "swin_t:8:float64",
     "swin_b:1:float32",
 )
-IMPLS = ("fast", "precise", "timm")
+IMPLS = ("fast", "precise", "timm", "jax")
+DEFAULT_IMPLS = ("fast", "precise", "timm")
 TIMM_NAMES = {
     "swin_t": "swin_tiny_patch4_window7_224",
     "swin_s": "swin_small_patch4_window7_224",
@@ -97,12 +103,14 @@ def worker(impl: str, case: str, threads: int, warmup: int, repeats: int, out_pr
     import swinref
     from swinref.models.v1 import SwinConfig
 
-    torch = None
+    torch = jax = None
     if impl == "timm":
         import timm
         import torch
 
         torch.set_num_threads(threads)
+    elif impl == "jax":
+        import jax
     rss_imports = _maxrss_mib()
 
     name, batch, dtype = parse_case(case)
@@ -121,6 +129,15 @@ def worker(impl: str, case: str, threads: int, warmup: int, repeats: int, out_pr
         def run():
             with torch.inference_mode():
                 return model(tx).numpy()
+    elif impl == "jax":
+        jxp = swinref.get_namespace("jax")
+        jparams = swinref.to_namespace(params, jxp)
+        del params
+        jx = jxp.asarray(x)
+        jitted = jax.jit(lambda p, v: swinref.forward(p, v, cfg))
+
+        def run():
+            return jitted(jparams, jx).block_until_ready()
     else:
 
         def run():
@@ -141,7 +158,7 @@ def worker(impl: str, case: str, threads: int, warmup: int, repeats: int, out_pr
         times.append(time.perf_counter() - t0)
     # VmHWM, not ru_maxrss: Linux keeps the parent's high-water mark in ru_maxrss across exec
     rss_after = _status_mib("VmHWM") if reset else _maxrss_mib()
-    np.save(out_prefix + ".npy", np.asarray(logits))
+    np.save(out_prefix + ".npy", swinref.to_numpy(logits))
     with open(out_prefix + ".json", "w") as f:
         json.dump(
             {
@@ -176,7 +193,7 @@ def machine_report(threads: int) -> list[str]:
     except Exception:
         pass
     versions = [f"python {platform.python_version()}", f"numpy {np.__version__} ({blas})"]
-    for mod in ("torch", "timm", "swinref"):
+    for mod in ("torch", "timm", "jax", "swinref"):
         try:
             versions.append(f"{mod} {__import__(mod).__version__}")
         except ImportError:
@@ -193,6 +210,8 @@ def run_worker(impl: str, case: str, args, tmp: str) -> dict:
     env = dict(os.environ)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(args.threads)
+    if impl == "jax":
+        env["JAX_ENABLE_X64"] = "1" if case.endswith("float64") else "0"
     prefix = os.path.join(tmp, f"{impl}-{case.replace(':', '-')}")
     cmd = [
         sys.executable,
@@ -245,7 +264,7 @@ def accuracy_report() -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), metavar="MODEL:BATCH:DTYPE")
-    ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    ap.add_argument("--impls", nargs="+", default=list(DEFAULT_IMPLS), choices=IMPLS)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7)

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # swinref on an NVIDIA GPU: CuPy against NumPy (float64 and float32 swin_t logits), then swin_t
-# batch 32 float32 timed against timm on CUDA in the same run. Prints one table.
+# batch 32 float32 timed against timm on CUDA in the same run; then the same checks for the
+# precise path under jax.jit on the GPU (x64 on for float64, matmul precision "highest": no TF32).
+# Prints one table.
 #
-#   bash benchmarks/gpu.sh                 # installs the project's extras: pip install -e '.[gpu,test]'
+#   bash benchmarks/gpu.sh                 # installs the project's extras: pip install -e '.[gpu,test,jax-gpu]'
 #   SWINREF_SKIP_INSTALL=1 bash benchmarks/gpu.sh     # use what is installed (no network needed)
 #   SWINREF_GPU_DRYRUN=1 SWINREF_GPU_BATCH=1 bash benchmarks/gpu.sh   # no GPU: NumPy and torch CPU
 #                                                    # stand in (checks the script itself)
 # SWINREF_GPU_BATCH (default 32) and SWINREF_GPU_REPEATS (default 10) size the timing.
+# SWINREF_GPU_JAX=0 leaves JAX out; otherwise a JAX that cannot see the GPU is a failed check.
 #
 # Exit status: 0 when the accuracy checks pass, 1 when one fails, 2 when there is no usable GPU.
 set -euo pipefail
@@ -23,12 +26,18 @@ if [[ "$dryrun" != 1 ]]; then
         exit 2
     fi
     if [[ "${SWINREF_SKIP_INSTALL:-0}" != 1 ]]; then
-        # only the project's own extras (gpu: cupy-cuda13x[ctk]; test: torch, timm, ...)
-        python -m pip install -q -e '.[gpu,test]'
+        # only the project's own extras (gpu: cupy-cuda13x[ctk]; test: torch, timm, ...; jax-gpu:
+        # jax[cuda13])
+        extras=gpu,test
+        if [[ "${SWINREF_GPU_JAX:-1}" == 1 ]]; then
+            extras=gpu,test,jax-gpu
+        fi
+        python -m pip install -q -e ".[$extras]"
     fi
 fi
 
-SWINREF_GPU_DRYRUN="$dryrun" python - <<'PY'
+# JAX: no preallocation of 75% of the GPU (CuPy and torch share it in this process)
+SWINREF_GPU_DRYRUN="$dryrun" XLA_PYTHON_CLIENT_PREALLOCATE=false python - <<'PY'
 import os
 import sys
 import time
@@ -145,6 +154,56 @@ rows.append((f"swin_t b{BATCH_TIME} float32 agreement", f"max |swinref - timm| =
 if not DRYRUN:
     rows.append(("peak device memory", f"cupy pool {cupy.get_default_memory_pool().total_bytes() / 2**20:.0f} MiB",
                  f"torch {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"))
+del p32, x32
+
+
+# ----- JAX: the precise path under jax.jit on the device ---------------------------------------------
+def jax_rows():
+    """(rows, ok): float64/float32 logits against the NumPy golden, then the batch timing."""
+    try:
+        import jax
+    except ImportError as e:
+        return [("jax", f"not importable: {e}", "FAIL: pip install -e '.[jax-gpu]' (or SWINREF_GPU_JAX=0)")], False
+    jax.config.update("jax_enable_x64", True)  # float64 rows; float32 arrays stay float32
+    jax.config.update("jax_default_matmul_precision", "highest")  # true float32 products, no TF32
+    platform = "cpu" if DRYRUN else "gpu"
+    try:
+        dev = jax.devices(platform)[0]
+    except RuntimeError as e:
+        return [("jax", f"no {platform} device: {e}", "FAIL: pip install -e '.[jax-gpu]' (or SWINREF_GPU_JAX=0)")], False
+    jxp = swinref.get_namespace("jax")
+    jitted = jax.jit(lambda p, v: swinref.forward(p, v, cfg))
+    out_rows, passed_all = [("jax", f"jax {jax.__version__} on {dev}", "")], True
+    for dtype, tol in (("float64", TOL64), ("float32", TOL32)):
+        p = swinref.to_namespace(params64, jxp, device=dev, dtype=dtype)
+        x = swinref.to_namespace({"x": x64}, jxp, device=dev, dtype=dtype)["x"]
+        out = swinref.to_numpy(jitted(p, x)).astype(np.float64)
+        diff = float(np.abs(out - golden).max())
+        passed = diff <= tol
+        passed_all &= passed
+        out_rows.append((f"jax jit swin_t b{BATCH_CHECK} {dtype} logits", f"max |jax - numpy f64| = {diff:.2e}",
+                         f"<= {tol:g}: {'ok' if passed else 'FAIL'}"))
+        del p, x
+    pj = swinref.to_namespace(params64, jxp, device=dev, dtype="float32")
+    xj = swinref.to_namespace({"x": xb}, jxp, device=dev)["x"]
+    t0 = time.perf_counter()
+    jitted(pj, xj).block_until_ready()
+    t_first = time.perf_counter() - t0
+    t_jax, out_jax = timed(lambda: jitted(pj, xj).block_until_ready())
+    agree_jax = float(np.abs(swinref.to_numpy(out_jax).astype(np.float64) - out_timm.cpu().numpy()).max())
+    out_rows.append((f"jax jit swin_t b{BATCH_TIME} float32 time", f"jax {t_jax * 1e3:.1f} ms, timm {t_timm * 1e3:.1f} ms",
+                     f"ratio {t_jax / t_timm:.2f}x (median of {REPEATS}; first call {t_first:.1f} s)"))
+    out_rows.append((f"jax jit swin_t b{BATCH_TIME} float32 agreement", f"max |jax - timm| = {agree_jax:.2e}", ""))
+    stats = dev.memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        out_rows.append(("peak device memory, jax", f"{stats['peak_bytes_in_use'] / 2**20:.0f} MiB", ""))
+    return out_rows, passed_all
+
+
+if os.environ.get("SWINREF_GPU_JAX", "1") == "1":
+    jrows, jok = jax_rows()
+    rows += jrows
+    ok &= jok
 
 width = [max(len(r[i]) for r in rows) for i in range(3)]
 print(f"{'check':<{width[0]}}  {'result':<{width[1]}}  verdict")

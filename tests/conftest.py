@@ -33,6 +33,7 @@ CROSSCHECK_MODULES = (
     "mpmath",
     "PIL",
     "dask",
+    "jax",
 )
 
 
@@ -113,6 +114,14 @@ def _available_backends() -> list[Any]:
         out.append(pytest.param(Backend("torch", backend.get_namespace("torch")), id="torch"))
     except ImportError:
         out.append(pytest.param(None, id="torch", marks=pytest.mark.skip(reason="torch not installed")))
+    try:
+        import jax
+
+        # float64 needs x64 mode, off by default; set before any JAX array exists
+        jax.config.update("jax_enable_x64", True)
+        out.append(pytest.param(Backend("jax", backend.get_namespace("jax")), id="jax"))
+    except ImportError:
+        out.append(pytest.param(None, id="jax", marks=pytest.mark.skip(reason="jax not installed")))
     try:
         import cupy
 

@@ -15,7 +15,7 @@ import array_api_compat
 import numpy as np
 
 #: Backends swinref is tested on, by the name users pass on the command line.
-BACKENDS = ("numpy", "array_api_strict", "cupy", "torch")
+BACKENDS = ("numpy", "array_api_strict", "cupy", "torch", "jax")
 
 
 def namespace(*arrays: Any):
@@ -24,8 +24,17 @@ def namespace(*arrays: Any):
 
 
 def device(x: Any):
-    """The device ``x`` lives on, in its library's own terms."""
-    return array_api_compat.device(x)
+    """The device ``x`` lives on, in its library's own terms; None where it has none.
+
+    A JAX array traced inside ``jax.jit`` has no device (placement is decided when the compiled
+    function runs): this returns None and constants made for it are left for jit to place. Arrays
+    of libraries without a ``device`` attribute (dask.array) get array-api-compat's answer, or
+    None where it has none.
+    """
+    try:
+        return array_api_compat.device(x)
+    except AttributeError:
+        return None
 
 
 def get_namespace(name: str):
@@ -39,13 +48,14 @@ def get_namespace(name: str):
         "array_api_strict": "array_api_strict",
         "cupy": "array_api_compat.cupy",
         "torch": "array_api_compat.torch",
+        "jax": "jax.numpy",  # array-API compatible itself; array-api-compat returns it unwrapped
     }
     if name not in modules:
         raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
     try:
         return importlib.import_module(modules[name])
     except ImportError as e:
-        hint = " (pip install 'swinref[gpu]')" if name == "cupy" else ""
+        hint = {"cupy": " (pip install 'swinref[gpu]')", "jax": " (pip install 'swinref[jax]')"}.get(name, "")
         raise ImportError(f"backend {name!r} is not available: {e}{hint}") from e
 
 
@@ -59,6 +69,8 @@ def backend_name(xp) -> str:
         return "torch"
     if array_api_compat.is_array_api_strict_namespace(xp):
         return "array_api_strict"
+    if array_api_compat.is_jax_namespace(xp):
+        return "jax"
     return getattr(xp, "__name__", repr(xp))
 
 
@@ -78,6 +90,10 @@ def to_numpy(x: Any) -> np.ndarray:
         if str(x.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: widen, exactly
             x = x.float()
         return x.numpy()
+    if array_api_compat.is_jax_array(x):
+        import jax  # noqa: PLC0415
+
+        return np.asarray(jax.device_get(x))  # from any device; fails on a traced array, as it must
     if array_api_compat.is_array_api_strict_namespace(namespace(x)):
         import array_api_strict  # noqa: PLC0415
 
@@ -112,7 +128,8 @@ def to_namespace(params: Mapping[str, Any], xp, *, device: Any = None, dtype: An
         params = swinref.to_namespace(params, np_xp, dtype="float32")     # explicit cast
 
     ``dtype`` is ``None`` (keep each array's dtype), ``"float32"`` or ``"float64"``. Integer
-    arrays are never cast.
+    arrays are never cast. A float64 array for a backend that cannot hold float64 (JAX with its
+    default ``jax_enable_x64=False``) raises ValueError instead of arriving as float32.
     """
     target = float_dtype_name(dtype)
     out = {}
@@ -120,8 +137,22 @@ def to_namespace(params: Mapping[str, Any], xp, *, device: Any = None, dtype: An
         host = to_numpy(value)
         if target is not None and host.dtype.kind == "f":
             host = host.astype(target, copy=False)
-        out[name] = _from_numpy(xp, host, device)
+        moved = _from_numpy(xp, host, device)
+        if host.dtype == np.float64 and float_dtype_name(moved.dtype) != "float64":
+            raise ValueError(_no_float64(xp, name, moved.dtype))
+        out[name] = moved
     return out
+
+
+def _no_float64(xp, name: str, got: Any) -> str:
+    what = f"float64 was requested for {name!r} but backend {backend_name(xp)!r} made it {got}"
+    if array_api_compat.is_jax_namespace(xp):
+        return (
+            f"{what}: JAX holds float64 only with x64 enabled; call "
+            'jax.config.update("jax_enable_x64", True) before creating arrays, or set '
+            "JAX_ENABLE_X64=1, or use dtype='float32'"
+        )
+    return f"{what}; use dtype='float32'"
 
 
 def _from_numpy(xp, host: np.ndarray, device_: Any):

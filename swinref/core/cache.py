@@ -11,15 +11,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 _CACHE: dict[tuple, Any] = {}
 
 
 def host_constant(kind: str, key: tuple, build: Callable[[], Any]) -> Any:
-    """The cached value of ``build()`` for (kind, key); built on first use. Treat it as read-only."""
+    """The cached value of ``build()`` for (kind, key); built on first use.
+
+    ``build`` must return a NumPy array or a tuple of NumPy arrays (or None); anything else (a
+    device array, a JAX tracer) raises TypeError and is not cached. The arrays are made read-only.
+    """
     full = (kind, *key)
     value = _CACHE.get(full)
     if value is None:
-        value = _CACHE[full] = build()
+        value = build()
+        for part in value if isinstance(value, tuple) else (value,):
+            if part is not None and not isinstance(part, np.ndarray):
+                raise TypeError(
+                    f"host constant {kind!r} must be built with NumPy, got {type(part).__name__}: "
+                    "device and traced arrays are never cached"
+                )
+            if part is not None:
+                part.flags.writeable = False
+        _CACHE[full] = value
     return value
 
 

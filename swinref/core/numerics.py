@@ -144,8 +144,10 @@ def _erf_small_parts(x, *, xp):
 def erf(x, *, xp):
     """Error function, elementwise. x: any shape, float32 or float64; returns x's shape and dtype."""
     a = xp.abs(x)
-    xs, corr = _erf_small_parts(x, xp=xp)
-    small = xs + corr
+    xs = xp.clip(x, -_SMALL_LIMIT, _SMALL_LIMIT)
+    # x + x * p, scaled by 8 and back (exact): fdlibm's guard that keeps x * p out of the
+    # subnormal range, which flush-to-zero backends (JAX on CPU) would drop for |x| < 2e-307
+    small = (xs * 8.0 + xs * (_poly(xs * xs, _ERF_SMALL) * 8.0)) * 0.125
     large = 1.0 - _erfc_tail(a, xp=xp)
     return xp.where(a < _SMALL_LIMIT, small, xp.where(x < 0, -large, large))
 

@@ -211,19 +211,33 @@ def relative_coords_table(
     the single coordinate 0 (torchvision divides by zero there).
 
     Built in float32 like every port (their buffer is float32 and only later cast with the model),
-    so the float64 forward sees the same rounded coordinates. The float32 steps are IEEE-exact;
-    log2 is taken in float64 and rounded, which reproduces PyTorch's float32 log2 bit for bit on
-    all windows up to 48 (NumPy's float32 log2 does not).
+    so the float64 forward sees the same rounded coordinates. It is computed once on the host with
+    NumPy (:func:`host_coords_table`) and returned in ``xp`` on ``device``, so every backend gets
+    the same bits (JAX's float32 division by a constant is not correctly rounded).
     """
+    host = host_coords_table((window[0], window[1]), (pretrained_window[0], pretrained_window[1]))
+    return backend.to_namespace({"coords": host}, xp, device=device)["coords"]
+
+
+def _f32(a: np.ndarray) -> np.ndarray:
+    """Round float64 values to float32. A single +, -, *, / or sqrt of float32 operands done in
+    float64 and rounded once is the correctly rounded float32 result (53 >= 2 * 24 + 2)."""
+    return a.astype(np.float32).astype(np.float64)
+
+
+def _coords_table_numpy(window: tuple[int, int], pretrained_window: tuple[int, int]) -> np.ndarray:
     Mh, Mw = window
     ref = pretrained_window if pretrained_window[0] > 0 else window
-    f32 = xp.float32
-    dh = xp.arange(-(Mh - 1), Mh, dtype=f32, device=device) / float(max(ref[0] - 1, 1))
-    dw = xp.arange(-(Mw - 1), Mw, dtype=f32, device=device) / float(max(ref[1] - 1, 1))
-    gh, gw = xp.meshgrid(dh, dw, indexing="ij")  # (2Mh-1, 2Mw-1) each
-    t = xp.stack([xp.reshape(gh, (-1,)), xp.reshape(gw, (-1,))], axis=-1) * 8.0  # (T, 2) in [-8, 8]
-    log = xp.astype(xp.log2(xp.astype(xp.abs(t) + 1.0, xp.float64)), f32)
-    return xp.sign(t) * log / 3.0  # log2(8) == 3
+    # every port builds the buffer in float32 and casts it with the model later: each step below
+    # is one float32 operation, done in float64 and rounded to float32 (_f32)
+    dh = _f32(np.arange(-(Mh - 1), Mh, dtype=np.float64) / float(max(ref[0] - 1, 1)))
+    dw = _f32(np.arange(-(Mw - 1), Mw, dtype=np.float64) / float(max(ref[1] - 1, 1)))
+    gh, gw = np.meshgrid(dh, dw, indexing="ij")  # (2Mh-1, 2Mw-1) each
+    t = np.stack([gh.reshape(-1), gw.reshape(-1)], axis=-1) * 8.0  # (T, 2) in [-8, 8]; exact
+    # log2 taken in float64 of the float32 |t| + 1 and rounded: PyTorch's float32 log2 bit for bit
+    # on all windows up to 48 (NumPy's float32 log2 is not)
+    log = _f32(np.log2(_f32(np.abs(t) + 1.0)))
+    return (np.sign(t) * log / 3.0).astype(np.float32)  # log2(8) == 3; sign * log is exact
 
 
 def continuous_position_bias(p: Mapping[str, Any], coords, index, *, num_heads: int, xp):
@@ -282,13 +296,11 @@ def window_attention(
 
 
 def host_coords_table(window: tuple[int, int], pretrained_window: tuple[int, int]) -> np.ndarray:
-    """:func:`relative_coords_table` (float32) built once per window on the host."""
+    """:func:`relative_coords_table` as a float32 NumPy array, built once per window on the host."""
     return host_constant(
         "v2_coords",
         (tuple(window), tuple(pretrained_window)),
-        lambda: np.asarray(
-            relative_coords_table(window, pretrained_window, xp=backend.get_namespace("numpy"))
-        ),
+        lambda: _coords_table_numpy(window, pretrained_window),
     )
 
 

@@ -66,7 +66,24 @@ def _evaluate(be, fn, x: np.ndarray) -> np.ndarray:
     return got
 
 
-def _assert_ulp(name, x, got, bound):
+def _flushes_subnormals(be) -> bool:
+    """True where the backend flushes subnormal float64 operands and results to zero (XLA on
+    the CPU runs with FTZ/DAZ set): there erf(x) for a subnormal x is 0 by the hardware's rule."""
+    tiny = np.array([np.finfo(np.float64).smallest_subnormal * 4])
+    return bool(to_numpy(be.asarray(tiny) * 1.0)[0] == 0.0)
+
+
+def _assert_ulp(name, x, got, bound, *, be=None):
+    if be is not None and _flushes_subnormals(be):
+        # subnormal inputs read as zero on such a backend: the answer must be the one for 0
+        sub = (x != 0) & (np.abs(x) < np.finfo(x.dtype).tiny)
+        zero_answer = to_numpy(
+            {"erf": erf, "erfc": erfc, "gelu": gelu}[name](be.asarray(np.zeros(1, x.dtype)), xp=be.xp)
+        )[0]
+        assert np.all(got[sub] == zero_answer), f"{name} of subnormal inputs {x[sub]!r}: {got[sub]!r}"
+        x, got = x[~sub], got[~sub]
+        if x.size == 0:
+            return
     err = _ulp_errors(name, x, got)
     worst = int(np.argmax(err))
     assert err[worst] <= bound, (
@@ -83,25 +100,25 @@ ERFC_GRID = np.concatenate([np.linspace(-6.0, 26.0, 3201), _EDGES, -_EDGES, [1e-
 
 
 def test_erf_on_a_dense_grid(be):
-    _assert_ulp("erf", ERF_GRID, _evaluate(be, erf, ERF_GRID), ERF_MAX_ULP)
+    _assert_ulp("erf", ERF_GRID, _evaluate(be, erf, ERF_GRID), ERF_MAX_ULP, be=be)
 
 
 def test_erfc_on_a_dense_grid(be):
-    _assert_ulp("erfc", ERFC_GRID, _evaluate(be, erfc, ERFC_GRID), ERFC_MAX_ULP)
+    _assert_ulp("erfc", ERFC_GRID, _evaluate(be, erfc, ERFC_GRID), ERFC_MAX_ULP, be=be)
 
 
 @backend_settings
 @given(xs=float_lists(-6.0, 6.0))
 def test_erf_at_drawn_points(be, xs):
     x = np.asarray(xs, dtype=np.float64)
-    _assert_ulp("erf", x, _evaluate(be, erf, x), ERF_MAX_ULP)
+    _assert_ulp("erf", x, _evaluate(be, erf, x), ERF_MAX_ULP, be=be)
 
 
 @backend_settings
 @given(xs=float_lists(-6.0, 26.0))
 def test_erfc_at_drawn_points(be, xs):
     x = np.asarray(xs, dtype=np.float64)
-    _assert_ulp("erfc", x, _evaluate(be, erfc, x), ERFC_MAX_ULP)
+    _assert_ulp("erfc", x, _evaluate(be, erfc, x), ERFC_MAX_ULP, be=be)
 
 
 def test_erf_and_erfc_in_float32(be):
