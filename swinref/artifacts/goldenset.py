@@ -217,7 +217,7 @@ def compute_batch(
         tensors["input"] = np.zeros((0, 3, H, W), dtype=dtype)
         return {"names": names, "skipped": skipped, "tensors": tensors}
     x = np.stack(xs).astype(dtype)  # (b, 3, H, W)
-    xp = backend.get_namespace(backend_name)
+    xp = backend.get_namespace(backend_name, float64=dtype == "float64")
     key = (weights_digest, backend_name, dtype)
     if key not in _ON_BACKEND:
         _ON_BACKEND.clear()  # one model per worker at a time

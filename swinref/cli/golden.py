@@ -63,7 +63,7 @@ def _cmd_golden(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     label, cfg, size = model_config(args)
-    xp = backend.get_namespace(args.backend)
+    xp = backend.get_namespace(args.backend, float64=args.dtype == "float64")
     out = args.out or f"golden_{label.replace(' ', '_')}.safetensors"
     check_output_path(out, force=args.force, what="golden file")
     if args.batch < 1:

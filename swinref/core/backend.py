@@ -37,8 +37,13 @@ def device(x: Any):
         return None
 
 
-def get_namespace(name: str):
+def get_namespace(name: str, *, float64: bool = False):
     """The array-API namespace of a backend by name: one of :data:`BACKENDS`.
+
+    ``float64=True`` asks for a namespace that holds float64: for JAX this switches on
+    ``jax_enable_x64`` for the whole process (JAX's own switch; it must happen before any JAX
+    array is made). Command-line runs use it; a library caller that has not enabled x64 gets a
+    ValueError from :func:`to_namespace` instead of silent float32.
 
     Raises ValueError for an unknown name and ImportError (with the install hint) for a library
     that is not installed.
@@ -53,7 +58,10 @@ def get_namespace(name: str):
     if name not in modules:
         raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
     try:
-        return importlib.import_module(modules[name])
+        xp = importlib.import_module(modules[name])
+        if name == "jax" and float64:
+            importlib.import_module("jax").config.update("jax_enable_x64", True)
+        return xp
     except ImportError as e:
         hint = {"cupy": " (pip install 'swinref[gpu]')", "jax": " (pip install 'swinref[jax]')"}.get(name, "")
         raise ImportError(f"backend {name!r} is not available: {e}{hint}") from e

@@ -240,3 +240,22 @@ def test_float64_without_x64_is_refused_and_float32_works():
     result = [line for line in lines if line.startswith("float32")]
     assert result and result[0].split()[1] == "float32", f"float32 forward without x64: {lines}"
     assert float(result[0].split()[2]) <= ATOL32, f"float32 forward without x64 differs from NumPy: {lines}"
+
+
+def test_golden_command_runs_on_jax_in_float64(tmp_path):
+    """``swinref golden --backend jax`` switches x64 on for its own process and agrees with NumPy."""
+    model = '{"img_size":32,"embed_dim":8,"depths":[2,2],"num_heads":[1,2],"window_size":4,"num_classes":3}'
+    env = {**os.environ, "JAX_ENABLE_X64": "0"}
+    files = {}
+    for name in ("numpy", "jax"):
+        files[name] = tmp_path / f"{name}.safetensors"
+        cmd = [sys.executable, "-m", "swinref", "golden", "--model", model, "--backend", name]
+        proc = subprocess.run(
+            [*cmd, "--out", str(files[name])], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+    want, got = swinref.read_golden(files["numpy"]), swinref.read_golden(files["jax"])
+    assert got.metadata["backend"] == "jax", got.metadata
+    for name, value in want.tensors.items():
+        assert got.tensors[name].dtype == np.float64, f"{name}: {got.tensors[name].dtype}"
+        assert_close(got.tensors[name], value, atol=ATOL64, what=f"golden on jax, {name}")
