@@ -107,8 +107,8 @@ CASES = {
 def _params(cfg, seed):
     params = swinref.init_params(cfg, seed=seed, scheme="random")
     for name in params:
-        if name.endswith("logit_scale"):  # some heads above the log(100) clamp, some below
-            params[name] = np.linspace(1.0, 6.0, params[name].size).reshape(params[name].shape)
+        if name.endswith("logit_scale"):  # the first head above the log(100) clamp, the others below
+            params[name] = np.linspace(6.0, 1.0, params[name].size).reshape(params[name].shape)
     return params
 
 

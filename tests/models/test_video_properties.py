@@ -84,9 +84,9 @@ def check_video_forward(cfg: video.VideoSwinConfig, params, x) -> float:
 
 BASE = dict(patch_size=(2, 2, 2), embed_dim=6, depths=(2, 2), num_heads=(1, 2), mlp_ratio=2.0, num_classes=5)
 CASES = {
-    # grid 5x6x6: shift (1, 1, 1), time padded 5 -> 6 before the roll; then 5x3x3: H, W clamp to 3
-    # (shift 0), time still shifted
-    "shift_all_axes": (dict(window_size=(2, 3, 3)), (10, 12, 12)),
+    # grid 4x5x7, window 3: shift (1, 1, 1) with every axis padded (4 -> 6 puts the first frame
+    # next to padding in one region only if padding comes first); then 4x3x4: H == M clamps (shift 0)
+    "shift_all_axes": (dict(window_size=(3, 3, 3)), (8, 10, 14)),
     # one frame of tokens: time clamps to 1; 1x6x6 pads to 1x8x8 with shift (0, 2, 2); then 1x3x3:
     # a spatial clamp, where the released code uses the first 9 x 9 entries of the 2x4x4 index
     "clamped": (dict(window_size=(2, 4, 4)), (2, 12, 12)),
