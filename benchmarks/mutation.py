@@ -247,7 +247,7 @@ MUTANTS = (
     Mutant(
         "v2_plain_normalize",
         "v2",
-        "q / ||q|| without the 1e-12 floor (NaN on padded tokens)",
+        "q / norm(q) without the 1e-12 floor (NaN on padded tokens)",
         "swinref/models/v2.py",
         "return x / xp.maximum(norm, xp.asarray(eps, dtype=x.dtype, device=backend.device(x)))",
         "return x / norm",

@@ -82,6 +82,16 @@ def test_conformance_float32_figures():
     )
 
 
+def test_conformance_suite_size(tmp_path):
+    text = _doc("docs/conformance.md")
+    V.write_suite(tmp_path / "suite")
+    files = [f for f in (tmp_path / "suite").iterdir() if f.name != V.MANIFEST]
+    assert _stated(text, "vector files") == len(files), f"the suite has {len(files)} case files"
+    assert _stated(text, "vector cases") == len(V.CASES), f"the suite has {len(V.CASES)} cases"
+    megabytes = sum(f.stat().st_size for f in (tmp_path / "suite").iterdir()) / 1e6
+    _check(_stated(text, "suite MB"), megabytes, "docs/conformance.md suite size in MB")
+
+
 # ----- docs/conformance.md: the mutant list is the script's --------------------------------------------
 def _mutation_module():
     spec = importlib.util.spec_from_file_location("mutation", ROOT / "benchmarks" / "mutation.py")
