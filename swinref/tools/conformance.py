@@ -14,6 +14,14 @@ hypothesis properties as swinref's own suite plus golden comparisons against swi
                            -> (B*nW, N, C)``; params named as timm's ``WindowAttention``
 ``shifted_window_attention````(x (B, H, W, C), params, num_heads, window, shift) -> (B, H, W, C)``:
                            roll by -shift, partition, masked attention, reverse, roll back
+``v2_coords_table``        ``(window, pretrained_window) -> ((2Mh-1)(2Mw-1), 2)`` log-spaced table
+``v2_window_attention``    ``(x (B*nW, N, C), params, num_heads, window, pretrained_window, mask)
+                           -> (B*nW, N, C)``; params named as timm's V2 ``WindowAttention``
+``v2_patch_merging``       ``(x (B, H, W, C), params) -> (B, ceil(H/2), ceil(W/2), 2C)``
+``video_window_partition`` ``(x (B, D, H, W, C), window (Md, Mh, Mw)) -> (B*nW, N, C)``
+``video_shift_mask``       ``(D, H, W, window, shift (sd, sh, sw)) -> (nW, N, N)``
+``video_relative_position_index`` ``(window (Md, Mh, Mw)) -> (N, N)`` integers
+``video_patch_merging``    ``(x (B, D, H, W, C), params) -> (B, D, ceil(H/2), ceil(W/2), 2C)``
 =========================  =======================================================================
 
 Every failing check reports the smallest failing example hypothesis found, as a snippet that
@@ -37,6 +45,8 @@ import numpy as np
 
 from ..core import backend, windows
 from ..models import v1 as model
+from ..models import v2 as v2_model
+from ..models import video as video_model
 
 FUNCTIONS = (
     "window_partition",
@@ -46,7 +56,15 @@ FUNCTIONS = (
     "relative_position_bias",
     "window_attention",
     "shifted_window_attention",
+    "v2_coords_table",
+    "v2_window_attention",
+    "v2_patch_merging",
+    "video_window_partition",
+    "video_shift_mask",
+    "video_relative_position_index",
+    "video_patch_merging",
 )
+VIDEO_FUNCTIONS = tuple(f for f in FUNCTIONS if f.startswith("video_"))
 
 # written out, not read from swinref.windows, so the checks stay independent of the code they check
 OFFICIAL_MASK_VALUE = -100.0
@@ -68,6 +86,13 @@ class Port:
     relative_position_bias: Callable | None = None
     window_attention: Callable | None = None
     shifted_window_attention: Callable | None = None
+    v2_coords_table: Callable | None = None
+    v2_window_attention: Callable | None = None
+    v2_patch_merging: Callable | None = None
+    video_window_partition: Callable | None = None
+    video_shift_mask: Callable | None = None
+    video_relative_position_index: Callable | None = None
+    video_patch_merging: Callable | None = None
     atol: float = 1e-10
 
     def provided(self) -> list[str]:
@@ -85,6 +110,7 @@ class Case(NamedTuple):
     shift: tuple[int, int] = (0, 0)
     num_heads: int = 1
     seed: int = 0
+    pretrained: tuple[int, int] = (0, 0)  # V2's pre-training window, (0, 0) for none
 
     @property
     def N(self) -> int:
@@ -93,6 +119,27 @@ class Case(NamedTuple):
     @property
     def nW(self) -> int:
         return (self.H // self.window[0]) * (self.W // self.window[1])
+
+
+class VideoCase(NamedTuple):
+    """One 3-D example: a (B, D, H, W, C) grid of whole (Md, Mh, Mw) windows, a shift, a seed."""
+
+    B: int
+    D: int
+    H: int
+    W: int
+    C: int
+    window: tuple[int, int, int]
+    shift: tuple[int, int, int] = (0, 0, 0)
+    seed: int = 0
+
+    @property
+    def N(self) -> int:
+        return math.prod(self.window)
+
+    @property
+    def nW(self) -> int:
+        return math.prod(s // m for s, m in zip((self.D, self.H, self.W), self.window, strict=True))
 
 
 # ----- inputs, rebuilt from a case (the snippets call these) ----------------------------------
@@ -129,6 +176,47 @@ def example_attention(case: Case) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return x, params
 
 
+def example_v2_attention(case: Case) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(x (B*nW, N, C), params) float64, params named as timm's V2 WindowAttention; logit scales
+    uniform in [log 2, log 200], so some heads lie above the log(100) clamp."""
+    rng = np.random.default_rng(case.seed)
+    C, nH = case.C, case.num_heads
+    params = {
+        "qkv.weight": rng.standard_normal((3 * C, C)) / math.sqrt(C),
+        "q_bias": 0.1 * rng.standard_normal(C),
+        "v_bias": 0.1 * rng.standard_normal(C),
+        "logit_scale": rng.uniform(math.log(2.0), math.log(200.0), (nH, 1, 1)),
+        "cpb_mlp.0.weight": rng.standard_normal((512, 2)),
+        "cpb_mlp.0.bias": rng.standard_normal(512),
+        "cpb_mlp.2.weight": rng.standard_normal((nH, 512)) / 20,
+        "proj.weight": rng.standard_normal((C, C)) / math.sqrt(C),
+        "proj.bias": 0.1 * rng.standard_normal(C),
+    }
+    return rng.standard_normal((case.B * case.nW, case.N, C)), params
+
+
+def example_merging(case: Case | VideoCase, *, norm_first: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(x, params) for patch merging: x (B, H, W, C) or (B, D, H, W, C); ``reduction.weight``
+    (2C, 4C) and the norm over 4C (V1, Video: ``norm_first``) or over 2C (V2)."""
+    rng = np.random.default_rng(case.seed)
+    C = case.C
+    n = 4 * C if norm_first else 2 * C
+    params = {
+        "reduction.weight": rng.standard_normal((2 * C, 4 * C)) / math.sqrt(4 * C),
+        "norm.weight": 1.0 + 0.1 * rng.standard_normal(n),
+        "norm.bias": 0.1 * rng.standard_normal(n),
+    }
+    lead = (case.B, case.D) if isinstance(case, VideoCase) else (case.B,)
+    return rng.standard_normal((*lead, case.H, case.W, C)), params
+
+
+def example_video_grid(case: VideoCase) -> np.ndarray:
+    """(B, D, H, W, C) float64 with all values distinct."""
+    n = case.B * case.D * case.H * case.W * case.C
+    values = np.random.default_rng(case.seed).permutation(n).astype(np.float64)
+    return values.reshape(case.B, case.D, case.H, case.W, case.C)
+
+
 # ----- references ------------------------------------------------------------------------------
 def _np():
     return backend.get_namespace("numpy")
@@ -143,6 +231,43 @@ def brute_force_mask(size: tuple[int, int], window: tuple[int, int], shift: tupl
     labels = 2 * (((i + sh) % H) < sh) + (((j + sw) % W) < sw)  # rolling by -s brought (i+s, j+s) here
     win = labels.reshape(H // Mh, Mh, W // Mw, Mw).transpose(0, 2, 1, 3).reshape(-1, Mh * Mw)
     return np.where(win[:, :, None] == win[:, None, :], 0.0, OFFICIAL_MASK_VALUE)
+
+
+def brute_force_mask_3d(size: tuple[int, int, int], window, shift) -> np.ndarray:
+    """:func:`brute_force_mask` in 3-D: each token un-rolled on every axis, labelled by the side of
+    each wrap it came from (27 labels at most)."""
+    grids = np.meshgrid(*(np.arange(n) for n in size), indexing="ij")
+    labels = sum(
+        3 ** (2 - a) * (((g + s) % n) < s) for a, (g, n, s) in enumerate(zip(grids, size, shift, strict=True))
+    )
+    (D, H, W), (Md, Mh, Mw) = size, window
+    win = (
+        np.asarray(labels)
+        .reshape(D // Md, Md, H // Mh, Mh, W // Mw, Mw)
+        .transpose(0, 2, 4, 1, 3, 5)
+        .reshape(-1, Md * Mh * Mw)
+    )
+    return np.where(win[:, :, None] == win[:, None, :], 0.0, OFFICIAL_MASK_VALUE)
+
+
+def naive_index_3d(window: tuple[int, int, int]) -> np.ndarray:
+    """(N, N) 3-D relative index by its formula, tokens row-major (time outermost)."""
+    Md, Mh, Mw = window
+    d, rest = np.divmod(np.arange(Md * Mh * Mw), Mh * Mw)
+    h, w = np.divmod(rest, Mw)
+    return (
+        (d[:, None] - d[None, :] + Md - 1) * (2 * Mh - 1) * (2 * Mw - 1)
+        + (h[:, None] - h[None, :] + Mh - 1) * (2 * Mw - 1)
+        + (w[:, None] - w[None, :] + Mw - 1)
+    )
+
+
+def coords_bound(window: tuple[int, int], pretrained: tuple[int, int]) -> np.ndarray:
+    """Largest |value| of each column of V2's table: f(8 (M - 1) / (ref - 1)), f(t) = log2(t + 1) / 3."""
+    ref = pretrained if pretrained[0] > 0 else window
+    return np.array(
+        [math.log2(8.0 * (m - 1) / max(r - 1, 1) + 1.0) / 3.0 for m, r in zip(window, ref, strict=True)]
+    )
 
 
 def naive_index(window: tuple[int, int]) -> np.ndarray:
@@ -320,7 +445,125 @@ def _check_shifted_attention(port: Port, case: Case) -> None:
     _close(got, expected, port.atol, f"shifted_window_attention vs swinref (shift {case.shift})")
 
 
-_CHECKS: dict[str, tuple[str, Callable[[Port, Case], None]]] = {
+# one float32 ULP at 1: ports build the table in float32 and their log2 may round either way
+COORDS_ATOL = 2.0**-23
+
+
+def _check_v2_coords(port: Port, case: Case) -> None:
+    Mh, Mw = case.window
+    got = _as_array(
+        _provided(port.v2_coords_table)(case.window, case.pretrained),
+        "v2_coords_table(window, pretrained_window)",
+        shape=((2 * Mh - 1) * (2 * Mw - 1), 2),
+    )
+    _equal(got, -got[::-1], "table odd: row of offset -(dh, dw) == -row of (dh, dw)")
+    bound = coords_bound(case.window, case.pretrained)
+    if np.any(np.abs(got) > bound + COORDS_ATOL):
+        raise CheckFailed(
+            f"table range: |column| must stay within f(8 (M-1)/(ref-1)) = {bound}, got {np.abs(got).max(0)}"
+        )
+    expected = v2_model.host_coords_table(case.window, case.pretrained).astype(np.float64)
+    _close(
+        got, expected, COORDS_ATOL, "v2 coords table vs sign(t) log2(|t| + 1) / 3, t = 8 offset / (ref - 1)"
+    )
+
+
+def _check_v2_attention(port: Port, case: Case) -> None:
+    x, params = example_v2_attention(case)
+    mask = brute_force_mask((case.H, case.W), case.window, case.shift) if any(case.shift) else None
+    got = _as_array(
+        _provided(port.v2_window_attention)(x, params, case.num_heads, case.window, case.pretrained, mask),
+        "v2_window_attention(x, params, num_heads, window, pretrained_window, mask)",
+        shape=x.shape,
+    )
+    expected = v2_model.window_attention(
+        params,
+        x,
+        num_heads=case.num_heads,
+        window=case.window,
+        pretrained_window=case.pretrained,
+        mask=mask,
+        xp=_np(),
+    )
+    which = "with" if mask is not None else "no"
+    _close(got, expected, port.atol, f"v2_window_attention vs swinref ({which} mask)")
+
+
+def _check_v2_merging(port: Port, case: Case) -> None:
+    x, params = example_merging(case, norm_first=False)
+    out = (case.B, -(-case.H // 2), -(-case.W // 2), 2 * case.C)
+    got = _as_array(_provided(port.v2_patch_merging)(x, params), "v2_patch_merging(x, params)", shape=out)
+    expected = v2_model.patch_merging(params, x, xp=_np())
+    _close(got, expected, port.atol, "v2_patch_merging vs swinref (x0..x3 order, reduce, then LayerNorm(2C))")
+
+
+def _check_video_partition(port: Port, case: VideoCase) -> None:
+    x = example_video_grid(case)
+    got = _as_array(
+        _provided(port.video_window_partition)(x, case.window),
+        "video_window_partition(x, window)",
+        shape=(case.B * case.nW, case.N, case.C),
+    )
+    expected = windows.window_partition(x, case.window, xp=_np())
+    _equal(
+        got, expected, "video_window_partition vs swinref (windows row-major over D, H, W; batch outermost)"
+    )
+
+
+def _check_video_mask(port: Port, case: VideoCase) -> None:
+    got = _as_array(
+        _provided(port.video_shift_mask)(case.D, case.H, case.W, case.window, case.shift),
+        "video_shift_mask(D, H, W, window, shift)",
+        shape=(case.nW, case.N, case.N),
+    )
+    values = set(np.unique(got).tolist())
+    if not values <= {0.0, OFFICIAL_MASK_VALUE}:
+        raise CheckFailed(
+            f"video_shift_mask values: expected only 0 and {OFFICIAL_MASK_VALUE}, got {sorted(values)[:6]}"
+        )
+    _equal(got, np.swapaxes(got, 1, 2), "video_shift_mask symmetric")
+    _equal(
+        got,
+        brute_force_mask_3d((case.D, case.H, case.W), case.window, case.shift),
+        "video_shift_mask vs brute force (same side of each wrap on all three axes)",
+    )
+
+
+def _check_video_index(port: Port, case: VideoCase) -> None:
+    Md, Mh, Mw = case.window
+    N = case.N
+    got = _as_array(
+        _provided(port.video_relative_position_index)(case.window),
+        "video_relative_position_index(window)",
+        shape=(N, N),
+        integer=True,
+    )
+    rows = (2 * Md - 1) * (2 * Mh - 1) * (2 * Mw - 1)
+    if got.min() < 0 or got.max() > rows - 1:
+        raise CheckFailed(f"index range: expected within [0, {rows - 1}], got [{got.min()}, {got.max()}]")
+    centre = (rows - 1) // 2  # offset (0, 0, 0)
+    _equal(np.diagonal(got), np.full(N, centre), "index diagonal == centre row (offset (0, 0, 0))")
+    _equal(got + got.T, np.full((N, N), 2 * centre), "index(i, j) + index(j, i) == 2 * centre")
+    _equal(
+        got,
+        naive_index_3d(case.window),
+        "index == (dd+Md-1)(2Mh-1)(2Mw-1) + (dh+Mh-1)(2Mw-1) + (dw+Mw-1)",
+    )
+
+
+def _check_video_merging(port: Port, case: VideoCase) -> None:
+    x, params = example_merging(case, norm_first=True)
+    out = (case.B, case.D, -(-case.H // 2), -(-case.W // 2), 2 * case.C)
+    got = _as_array(
+        _provided(port.video_patch_merging)(x, params), "video_patch_merging(x, params)", shape=out
+    )
+    expected = video_model.patch_merging(params, x, xp=_np())
+    _close(
+        got, expected, port.atol, "video_patch_merging vs swinref (per frame: x0..x3, LayerNorm(4C), reduce)"
+    )
+
+
+_CHECKS: dict[str, tuple[str, Callable]] = {
     "window_partition": ("round trip and order vs swinref", _check_partition),
     "window_reverse": ("inverse of partition vs swinref", _check_reverse),
     "shift_mask": ("brute-force mask, -100/0, symmetric", _check_mask),
@@ -328,10 +571,17 @@ _CHECKS: dict[str, tuple[str, Callable[[Port, Case], None]]] = {
     "relative_position_bias": ("gather of the table", _check_bias),
     "window_attention": ("vs swinref, with and without mask", _check_attention),
     "shifted_window_attention": ("roll/mask/attention vs swinref", _check_shifted_attention),
+    "v2_coords_table": ("odd, bounded, log2 formula", _check_v2_coords),
+    "v2_window_attention": ("vs swinref, scales across the clamp", _check_v2_attention),
+    "v2_patch_merging": ("reduce, then norm, vs swinref", _check_v2_merging),
+    "video_window_partition": ("3-D order vs swinref", _check_video_partition),
+    "video_shift_mask": ("3-D brute-force mask, symmetric", _check_video_mask),
+    "video_relative_position_index": ("range, diagonal, symmetry, formula", _check_video_index),
+    "video_patch_merging": ("per frame vs swinref", _check_video_merging),
 }
 
 
-def check_example(port: Port, function: str, case: Case) -> None:
+def check_example(port: Port, function: str, case: Case | VideoCase) -> None:
     """Run one function's checks on one case; raises AssertionError naming what differs."""
     if function not in _CHECKS:
         raise ValueError(f"unknown function {function!r}; expected one of {', '.join(FUNCTIONS)}")
@@ -351,8 +601,22 @@ GOLDEN_CASES = (
 )
 
 
+# V2: a fine-tuned window (12 -> 8 with pre-training window 12) and an unshifted single window.
+V2_GOLDEN_CASES = (
+    Case(B=1, H=16, W=16, C=2, window=(8, 8), shift=(4, 4), num_heads=2, seed=5, pretrained=(12, 12)),
+    Case(B=2, H=3, W=5, C=3, window=(3, 5), shift=(0, 0), num_heads=1, seed=6),
+)
+# Video: the released window (2, 7, 7) with shift (1, 3, 3) over 2 x 2 x 2 windows, one window.
+VIDEO_GOLDEN_CASES = (
+    VideoCase(B=1, D=4, H=14, W=14, C=2, window=(2, 7, 7), shift=(1, 3, 3), seed=7),
+    VideoCase(B=2, D=2, H=2, W=2, C=1, window=(2, 2, 2), shift=(1, 1, 1), seed=8),
+)
+
+
 def _cases(function: str):
     from hypothesis import strategies as st  # noqa: PLC0415
+
+    seeds = st.integers(0, 2**32 - 1)
 
     @st.composite
     def cases(draw):
@@ -366,6 +630,12 @@ def _cases(function: str):
         heads = draw(st.integers(1, 3), label="heads")
         head_dim = draw(st.integers(1, 3), label="head dim")
         C = heads * head_dim if "attention" in function else draw(st.integers(1, 3), label="channels")
+        pretrained = (0, 0)
+        if function.startswith("v2_") and draw(st.booleans(), label="pre-training window"):
+            pretrained = (
+                draw(st.integers(2, 16), label="pretrained h"),
+                draw(st.integers(2, 16), label="pretrained w"),
+            )
         return Case(
             B=draw(st.integers(1, 2), label="batch"),
             H=rows * Mh,
@@ -377,15 +647,40 @@ def _cases(function: str):
                 draw(st.integers(0, Mw - 1), label="shift w"),
             ),
             num_heads=heads,
-            seed=draw(st.integers(0, 2**32 - 1), label="seed"),
+            seed=draw(seeds, label="seed"),
+            pretrained=pretrained,
         )
 
-    return cases()
+    @st.composite
+    def video_cases(draw):
+        window = tuple(draw(st.integers(1, 3), label=f"window {a}") for a in "dhw")
+        size = tuple(
+            m * draw(st.integers(1, 2), label=f"windows along {a}")
+            for m, a in zip(window, "dhw", strict=True)
+        )
+        return VideoCase(
+            B=draw(st.integers(1, 2), label="batch"),
+            D=size[0],
+            H=size[1],
+            W=size[2],
+            C=draw(st.integers(1, 3), label="channels"),
+            window=(window[0], window[1], window[2]),
+            shift=(
+                draw(st.integers(0, window[0] - 1), label="shift d"),
+                draw(st.integers(0, window[1] - 1), label="shift h"),
+                draw(st.integers(0, window[2] - 1), label="shift w"),
+            ),
+            seed=draw(seeds, label="seed"),
+        )
+
+    return video_cases() if function in VIDEO_FUNCTIONS else cases()
 
 
-def _golden_for(function: str) -> tuple[Case, ...]:
+def _golden_for(function: str) -> tuple[Case | VideoCase, ...]:
+    if function in VIDEO_FUNCTIONS:
+        return VIDEO_GOLDEN_CASES
     out = []
-    for c in GOLDEN_CASES:
+    for c in GOLDEN_CASES + (V2_GOLDEN_CASES if function.startswith("v2_") else ()):
         if "attention" in function:
             c = c._replace(C=c.num_heads * c.C)
         if function == "shifted_window_attention" and (c.H == c.window[0] or c.W == c.window[1]):
@@ -400,7 +695,7 @@ class CheckResult:
     checks: str
     passed: bool
     examples: int = 0
-    case: Case | None = None
+    case: Case | VideoCase | None = None
     message: str = ""
     snippet: str = ""
 
@@ -436,7 +731,7 @@ class Report:
     __str__ = summary
 
 
-def _snippet(function: str, case: Case) -> str:
+def _snippet(function: str, case: Case | VideoCase) -> str:
     inputs = {
         "window_partition": "x = example_grid(case)\nport.window_partition(x, case.window)",
         "window_reverse": "w = example_windows(case)\nport.window_reverse(w, case.window, case.H, case.W)",
@@ -450,6 +745,22 @@ def _snippet(function: str, case: Case) -> str:
             "port.window_attention(x, params, case.num_heads, case.window, mask)"
         ),
         "shifted_window_attention": "",  # the inputs are laid out inside the check
+        "v2_coords_table": f"port.v2_coords_table({case.window}, {getattr(case, 'pretrained', None)})",
+        "v2_window_attention": (
+            "x, params = example_v2_attention(case)\n"
+            "mask = brute_force_mask((case.H, case.W), case.window, case.shift) "
+            "if any(case.shift) else None\n"
+            "port.v2_window_attention(x, params, case.num_heads, case.window, case.pretrained, mask)"
+        ),
+        "v2_patch_merging": (
+            "x, params = example_merging(case, norm_first=False)\nport.v2_patch_merging(x, params)"
+        ),
+        "video_window_partition": "x = example_video_grid(case)\nport.video_window_partition(x, case.window)",
+        "video_shift_mask": "port.video_shift_mask(case.D, case.H, case.W, case.window, case.shift)",
+        "video_relative_position_index": f"port.video_relative_position_index({case.window})",
+        "video_patch_merging": (
+            "x, params = example_merging(case, norm_first=True)\nport.video_patch_merging(x, params)"
+        ),
     }[function]
     return (
         "from swinref.tools.conformance import *\n"
@@ -503,7 +814,7 @@ def check_port(
     report = Report(port.name)
     for name in names:
         seen: list[int] = [0]
-        last_failure: list[tuple[Case, BaseException]] = []
+        last_failure: list[tuple[Case | VideoCase, BaseException]] = []
 
         test = given(case=_cases(name))(_property(port, name, seen, last_failure))
         test = settings(
@@ -535,19 +846,30 @@ def check_port(
 
 
 __all__ = [
+    "COORDS_ATOL",
     "Case",
     "CheckResult",
     "FUNCTIONS",
     "GOLDEN_CASES",
     "Port",
     "Report",
+    "V2_GOLDEN_CASES",
+    "VIDEO_FUNCTIONS",
+    "VIDEO_GOLDEN_CASES",
+    "VideoCase",
     "brute_force_mask",
+    "brute_force_mask_3d",
     "check_example",
     "check_port",
+    "coords_bound",
     "example_attention",
     "example_grid",
+    "example_merging",
     "example_table",
+    "example_v2_attention",
+    "example_video_grid",
     "example_windows",
     "naive_index",
+    "naive_index_3d",
     "reference_shifted_attention",
 ]

@@ -99,13 +99,21 @@ def test_params_match_count_params_and_the_spec(name):
     assert got == expected, f"{name}: expected {expected:,} params, got {got:,}"
 
 
+def _info_total(name):
+    """The total line `swinref info` must print, from the count itself."""
+    report = count_flops(SwinConfig.named(name))
+    full = SHORT_NAMES.get(name, name)
+    return f"total: {report.gflops:.2f} G multiply-adds (rounded {report.gflops:.1f} G); paper: {PAPER_GFLOPS[full]:.1f} G"
+
+
 def test_info_prints_params_table_and_paper():
     from rich.console import Console
 
     buf = io.StringIO()
     render_info("swin_t", console=Console(file=buf, width=160))
     text = buf.getvalue()
-    for needle in ("28,288,354", "stage 3", "attn.qkv", "4.49 G", "paper: 4.5 G"):
+    params = swinref.count_params(SwinConfig.named("swin_t"))
+    for needle in (f"params: {params:,}", "stage 3", "attn.qkv", _info_total("swin_t")):
         assert needle in text, f"expected {needle!r} in the info output, got:\n{text}"
 
 
@@ -114,7 +122,8 @@ def test_info_command_registers_and_rejects_unknown_names(capsys):
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["info", "swin_b_384"])
     assert args.func(args) == 0, "info should succeed on a zoo name"
-    assert "47.1" in capsys.readouterr().out, "expected the paper's 47.1 G in the output"
+    out = capsys.readouterr().out
+    assert _info_total("swin_b_384") in out, f"expected the counted total next to the paper's, got:\n{out}"
     with pytest.raises(ValueError, match="unknown model 'swin_x'"):
         args.func(parser.parse_args(["info", "swin_x"]))
 
