@@ -174,5 +174,8 @@ def print_port_comparison(result, *, reference: str, port: str, extra: list[str]
     first = result.first_diverging
     where = f"; first diverging layer: {first}" if first else ""
     listed = ", ".join(f"{r.name} ({r.status})" for r in failures)
-    console.print(f"[red]FAIL[/red]: {len(failures)} tensors beyond their bounds or required and absent{where}; {listed}")
+    console.print(
+        f"[red]FAIL[/red]: {len(failures)} tensors beyond their bounds or required and absent"
+        f"{where}; {listed}"
+    )
     return 1

@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 
+from ..artifacts.fileio import atomic_write
 from ..artifacts.golden import compare_golden, golden_input, read_golden, sha256_file, write_golden
 from ..artifacts.goldenset import compare_stores, intermediate_names, run_golden_set
-from ..artifacts.fileio import atomic_write
 from ..artifacts.imageset import EvalTransform
 from ..artifacts.ports import compare_port, is_golden_file, seeded_source
 from ..artifacts.weights_io import load_params, save_params
@@ -186,7 +186,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if not is_golden_file(args.b):  # a port's plain outputs: safetensors, .npz or a .npy directory
         if args.rtol is not None:
             raise ValueError("--rtol applies to two golden files; a port's outputs take --atol")
-        result = compare_port(
+        port_result = compare_port(
             args.a,
             args.b,
             require=parse_names(args.require),
@@ -194,7 +194,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             weights=args.weights,
             source=args.source,
         )
-        return print_port_comparison(result, reference=args.a, port=args.b)
+        return print_port_comparison(port_result, reference=args.a, port=args.b)
     from rich.table import Table  # noqa: PLC0415
 
     a, b = read_golden(args.a), read_golden(args.b)

@@ -211,7 +211,19 @@ def load_torch_spec(spec: str):
 
 
 def torchvision_name_map(cfg: Any) -> dict[str, str]:
-    """torchvision's module names -> swinref's: stem, blocks, merges, final norm (V1, V2, Video)."""
+    """torchvision's module names -> swinref's: stem, blocks, merges, final norm (V1, V2, Video).
+
+    Video Swin merges at the end of a stage (``backbone.layers.{s}.downsample``, whose output is
+    the stage's); V1 and V2 at the start of the next (``layers.{s}.downsample``).
+    """
+    if registry.family_of(cfg).name == "video":
+        out = {"features.0": "backbone.patch_embed", "norm": "backbone.norm"}
+        for s, depth in enumerate(cfg.depths):
+            for j in range(depth):
+                out[f"features.{2 * s + 1}.{j}"] = f"backbone.layers.{s}.blocks.{j}"
+            if s > 0:
+                out[f"features.{2 * s}"] = f"backbone.layers.{s - 1}.downsample"
+        return out
     out = {"features.0": "patch_embed", "norm": "norm"}
     for s, depth in enumerate(cfg.depths):
         out[f"features.{2 * s + 1}"] = f"layers.{s}"
@@ -231,7 +243,9 @@ def read_name_map(text: str | None) -> dict[str, str]:
         value = json.loads(raw)
     except json.JSONDecodeError as e:
         raise ValueError(f"--name-map must be a JSON object of module name -> swinref name: {e}") from e
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
         raise ValueError("--name-map must be a JSON object mapping module names to swinref tensor names")
     return value
 
@@ -270,7 +284,8 @@ def check_torch(
     if load_weights:
         if layout not in family.layouts:
             raise ValueError(
-                f"--layout {layout!r} is not a layout of {family.title}; its layouts: {', '.join(family.layouts)}"
+                f"--layout {layout!r} is not a layout of {family.title}; "
+                f"its layouts: {', '.join(family.layouts)}"
             )
         state = registry.export_state_dict(p64, cfg, layout=layout)
         try:
@@ -300,7 +315,9 @@ def check_torch(
 
         def hook(_m, _inp, out, target=target):
             value = out[0] if isinstance(out, tuple) else out
-            records[target] = value.detach().to(torch.float64 if dtype == "float64" else torch.float32).numpy()
+            records[target] = (
+                value.detach().to(torch.float64 if dtype == "float64" else torch.float32).numpy()
+            )
 
         handles.append(sub.register_forward_hook(hook))
     try:
