@@ -281,6 +281,10 @@ def check_torch(
     golden = golden_in_memory(cfg, p64, x)
     family = registry.family_of(cfg)
     layout = layout or family.default_layout
+    if hasattr(module, "to"):  # before loading, so that float64 weights are not rounded to float32
+        module = module.to(torch.float64 if dtype == "float64" else torch.float32)
+    if hasattr(module, "eval"):
+        module.eval()
     if load_weights:
         if layout not in family.layouts:
             raise ValueError(
@@ -295,10 +299,6 @@ def check_torch(
                 f"the module does not load swinref's weights in the {layout!r} layout: "
                 f"{' '.join(str(e).split())[:400]}"
             ) from e
-    torch_dtype = torch.float64 if dtype == "float64" else torch.float32
-    module = module.to(torch_dtype).eval() if hasattr(module, "to") else module
-    if hasattr(module, "eval"):
-        module.eval()
     known = [n[len("intermediates/") :] for n in golden.tensors if n.startswith("intermediates/")]
     if name_map:
         mapping = dict(name_map)

@@ -11,7 +11,6 @@ import pytest
 from safetensors.numpy import save_file
 
 import swinref
-from swinref.artifacts.golden import golden_input
 from swinref.artifacts.ports import (
     CALIBRATION_K,
     FLOOR_ULPS,
