@@ -369,7 +369,9 @@ CASES: list[Case] = [
     ),
     Case("compare: B a directory", cmd("compare", "@good.safetensors", "@adir"), 2, (), "directory"),
     # a plain safetensors B is a port's outputs: its zero logits are compared and beyond bound
-    Case("compare: B plain port outputs, wrong", cmd("compare", "@good.safetensors", "@plain.safetensors"), 1),
+    Case(
+        "compare: B plain port outputs, wrong", cmd("compare", "@good.safetensors", "@plain.safetensors"), 1
+    ),
     Case(
         "compare: A no swinref metadata",
         cmd("compare", "@plain.safetensors", "@good.safetensors"),
