@@ -268,8 +268,9 @@ def check_torch(
     """Run a PyTorch module with forward hooks and compare its outputs and hooked intermediates.
 
     ``params`` (default: seeded random) are exported in ``layout`` (default: the family's own;
-    ``torchvision`` also picks torchvision's name map) and loaded with ``strict=True`` unless
-    ``load_weights`` is False (the module holds ``params`` already, e.g. an exported program).
+    ``torchvision`` also picks torchvision's name map) and loaded with ``strict=True`` after the
+    module is cast to ``dtype`` and put in eval mode, unless ``load_weights`` is False: then the
+    module holds ``params`` already and runs as it is (an exported program, a prepared module).
     ``name_map``: module name -> swinref name; by default every module named like a swinref
     intermediate. A hooked output that is a tuple contributes its first element.
     """
@@ -281,10 +282,8 @@ def check_torch(
     golden = golden_in_memory(cfg, p64, x)
     family = registry.family_of(cfg)
     layout = layout or family.default_layout
-    if hasattr(module, "to"):  # before loading, so that float64 weights are not rounded to float32
-        module = module.to(torch.float64 if dtype == "float64" else torch.float32)
-    if hasattr(module, "eval"):
-        module.eval()
+    if load_weights:  # cast before loading, so that float64 weights are not rounded to float32
+        module = module.to(torch.float64 if dtype == "float64" else torch.float32).eval()
     if load_weights:
         if layout not in family.layouts:
             raise ValueError(
@@ -323,6 +322,10 @@ def check_torch(
     try:
         with torch.no_grad():
             out = module(torch.from_numpy(x.astype(dtype)))
+    except (RuntimeError, TypeError, ValueError) as e:  # the module refused swinref's input
+        raise ValueError(
+            f"the module failed on swinref's {dtype} input {x.shape}: {' '.join(str(e).split())[:300]}"
+        ) from e
     finally:
         for h in handles:
             h.remove()

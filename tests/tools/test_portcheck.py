@@ -183,3 +183,51 @@ def test_check_onnx_bad_file_exit_2(tmp_path, capsys):
     assert main(["check", "onnx", str(bad), "--model", SMALL_JSON]) == 2
     err = capsys.readouterr().err
     assert "cannot load ONNX model" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_check_torch_exported_program_file(tmp_path, params, x, capsys):
+    path = tmp_path / "small.pt2"
+    program = torch.export.export(_loaded(params), (torch.from_numpy(x),))
+    torch.export.save(program, str(path))
+    rc = main(["check", "torch", str(path), "--model", SMALL_JSON])
+    out = capsys.readouterr().out
+    assert rc == 0 and "exported program" in out and "PASS" in out, out
+    assert main(["check", "torch", str(path), "--model", SMALL_JSON, "--dtype", "float64"]) == 2
+    assert "the module failed on swinref's float64 input" in capsys.readouterr().err
+
+
+TINY_FAMILIES = {
+    "v1": swinref.SwinConfig(
+        img_size=32, embed_dim=8, depths=(2, 1), num_heads=(1, 2), window_size=4, num_classes=5
+    ),
+    "v2": swinref.SwinV2Config(
+        img_size=32, embed_dim=8, depths=(2, 1), num_heads=(1, 2), window_size=4, num_classes=5
+    ),
+    "video": swinref.VideoSwinConfig(
+        embed_dim=8, depths=(2, 1), num_heads=(1, 2), window_size=(2, 4, 4), num_classes=5
+    ),
+}
+
+
+@pytest.mark.parametrize("family", list(TINY_FAMILIES))
+def test_check_port_serves_every_family(family):
+    cfg = TINY_FAMILIES[family]
+    size = (4, 32, 32) if family == "video" else None
+    params = swinref.init_params(cfg, seed=1, scheme="random")
+    p32 = {n: v.astype(np.float32) for n, v in params.items()}
+
+    def port(x):  # swinref itself in float32, every intermediate
+        logits, inter = swinref.forward(p32, x, cfg, return_intermediates=True)
+        return inter
+
+    r = check_port(port, cfg, params, size=size)
+    assert r.passed and len(r.compared) == len(r.rows), [(x.name, x.max_abs, x.bound) for x in r.rows]
+
+    def shifted(x):
+        out = dict(port(x))
+        last_block = [n for n in out if ".blocks." in n][-1]
+        out[last_block] = out[last_block] + 1e-3
+        return out
+
+    last_block = [row.name for row in r.rows if ".blocks." in row.name][-1]
+    assert check_port(shifted, cfg, params, size=size).first_diverging == last_block
