@@ -234,6 +234,8 @@ def test_cli_images_with_intermediates(tmp_path, image_dir, clean_store, monkeyp
             str(BATCH),
             "--intermediates",
             "patch_embed,layers.1",
+            "--init",  # the API run's params: init_params(CFG, seed=0), timm's scheme
+            "timm",
         ]
     )
     shown = capsys.readouterr().out
