@@ -288,7 +288,7 @@ def write_then_die(path, data):
 
 g._write_atomic = write_then_die
 sys.exit(main(["golden", "--images", {str(image_dir)!r}, "--model", {TINY_NAME!r}, "--out", {str(out)!r},
-               "--workers", "1", "--batch-size", "1"]))
+               "--workers", "1", "--batch-size", "1", "--init", "timm"]))
 """
     proc = subprocess.Popen(
         [sys.executable, "-c", script],
