@@ -21,6 +21,7 @@ Symbols used in docstrings and shape comments:
 
 from ._version import __version__
 from .artifacts.golden import GoldenFileError, read_golden, write_golden
+from .artifacts.ports import compare_port
 from .artifacts.weights_io import load_params, load_state_dict, params_digest, save_params
 from .core.backend import get_namespace, to_namespace, to_numpy
 from .core.cache import clear_caches
@@ -42,6 +43,7 @@ from .models.v1 import MODEL_ZOO, SwinConfig
 from .models.v2 import SwinV2Config
 from .models.video import VideoSwinConfig
 from .tools.flops import count_flops
+from .tools.portcheck import check_onnx, check_port, check_torch
 
 __all__ = [
     "FAMILIES",
@@ -52,7 +54,11 @@ __all__ = [
     "VideoSwinConfig",
     "WeightsError",
     "__version__",
+    "check_onnx",
+    "check_port",
+    "check_torch",
     "clear_caches",
+    "compare_port",
     "convert_state_dict",
     "count_flops",
     "count_params",

@@ -34,6 +34,9 @@ CROSSCHECK_MODULES = (
     "PIL",
     "dask",
     "jax",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
 )
 
 

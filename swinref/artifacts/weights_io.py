@@ -186,10 +186,17 @@ def weights_cap(cfg) -> int:
 
 
 def params_digest(params: Mapping[str, Any]) -> str:
-    """SHA-256 over names, dtypes, shapes and bytes of the params in name order."""
+    """SHA-256 over names, shapes and float64 values of the params in name order.
+
+    Floating-point params are digested as float64, so the same values stored in float32 and in
+    float64 give the same digest; other dtypes (integer buffers) are digested as stored.
+    """
     h = hashlib.sha256()
     for name in sorted(params):
-        a = np.ascontiguousarray(backend.to_numpy(params[name]))
+        a = np.asarray(backend.to_numpy(params[name]))
+        if a.dtype.kind == "f":
+            a = a.astype(np.float64)
+        a = np.ascontiguousarray(a)
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()

@@ -13,10 +13,10 @@ import traceback
 import warnings
 
 from .._version import __version__
-from . import crosscheck, golden, info, show, vectors
+from . import check, crosscheck, golden, info, show, vectors
 
 # module -> register(subparsers); each registered parser sets ``func(args) -> int``
-COMMAND_MODULES = (golden, info, crosscheck, vectors, show)
+COMMAND_MODULES = (golden, check, info, crosscheck, vectors, show)
 
 
 EXIT_OK = 0  # success, or compared and within tolerance

@@ -129,3 +129,53 @@ def check_output_path(path: str, *, force: bool, what: str = "output") -> None:
         raise PermissionError(f"{what} {path}: directory {parent} is not writable")
     if os.path.lexists(path) and not force:
         raise OutputExistsError(f"{what} {path} exists; pass --force to overwrite it")
+
+
+def parse_names(text: str) -> list[str]:
+    """``"logits,layers.3"`` -> ["logits", "layers.3"]; empty entries dropped."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def print_port_comparison(result, *, reference: str, port: str, extra: list[str] | None = None) -> int:
+    """Print a :class:`swinref.artifacts.ports.PortComparison` as a table; return the exit code."""
+    from rich.table import Table  # noqa: PLC0415
+
+    console = stdout_console()
+    console.print(f"golden (reference) {reference}\nport               {port} ({result.port_dtype})")
+    for line in extra or []:
+        console.print(line)
+    console.print(f"bounds: {result.bound_rule}")
+    table = Table(show_lines=False)
+    for col in ("tensor", "shape", "port shape", "max abs", "bound", "result"):
+        table.add_column(col, no_wrap=True)
+    for r in result.rows:
+        status = r.status
+        if status == "pass":
+            status = "[green]pass[/green]"
+        elif status != "not provided":
+            status = f"[red]{status}[/red]"
+        port_shape = "-" if r.port_shape is None else str(r.port_shape)
+        if r.adapter:
+            port_shape += f" ({r.adapter})"
+        table.add_row(r.name, str(r.shape), port_shape, fmt(r.max_abs), fmt(r.bound), status)
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}")
+    absent = [r.name for r in result.rows if r.passed is None]
+    if absent:
+        console.print(f"not provided ({len(absent)}): {', '.join(absent)}")
+    failures = result.failures
+    if result.passed:
+        console.print(f"[green]PASS[/green]: {len(result.compared)} tensors within their bounds")
+        return 0
+    if not failures:
+        console.print("[red]FAIL[/red]: no tensor was compared")
+        return 1
+    first = result.first_diverging
+    where = f"; first diverging layer: {first}" if first else ""
+    listed = ", ".join(f"{r.name} ({r.status})" for r in failures)
+    console.print(
+        f"[red]FAIL[/red]: {len(failures)} tensors beyond their bounds or required and absent"
+        f"{where}; {listed}"
+    )
+    return 1

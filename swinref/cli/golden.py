@@ -8,10 +8,12 @@ import time
 
 import numpy as np
 
+from ..artifacts.fileio import atomic_write
 from ..artifacts.golden import compare_golden, golden_input, read_golden, sha256_file, write_golden
 from ..artifacts.goldenset import compare_stores, intermediate_names, run_golden_set
 from ..artifacts.imageset import EvalTransform
-from ..artifacts.weights_io import load_params
+from ..artifacts.ports import compare_port, is_golden_file, seeded_source
+from ..artifacts.weights_io import load_params, save_params
 from ..core import backend
 from ..models import registry
 from .common import (
@@ -21,6 +23,8 @@ from .common import (
     fmt,
     int_at_least,
     model_config,
+    parse_names,
+    print_port_comparison,
     stdout_console,
 )
 
@@ -28,8 +32,12 @@ GOLDEN_HELP = """\
 Run one forward pass and write a golden file (safetensors): the input, every named intermediate
 and the logits, with a JSON header under the metadata key 'swinref'.
 
-Weights: seeded init (swinref.init_params(cfg, seed=SEED)) unless --weights gives a file
-(.safetensors, .npz or .pth, timm names).
+Weights: seeded (swinref.init_params(cfg, seed=SEED, scheme=INIT)) unless --weights gives a file
+(.safetensors, .npz or .pth, timm names). The default scheme "random" makes every parameter
+non-trivial (random biases, LayerNorm weights and biases, position tables), so a port that drops
+any of them fails; "timm" is timm's initialisation (zero biases, unit LayerNorm weights).
+For a port: --save-input FILE.npy writes the input, --save-weights FILE (.safetensors or .npz)
+writes the weights in --layout (timm, official, torchvision, hf: the family's layouts).
 Input: numpy.random.default_rng(INPUT_SEED).standard_normal((BATCH, in_chans, H, W)), drawn in
 float64 with NumPy's PCG64 and cast to --dtype; the input is also stored in the file.
 The same arguments always write the same bytes (no timestamps).
@@ -48,9 +56,14 @@ def _weights(args: argparse.Namespace, cfg) -> tuple[dict[str, np.ndarray], str]
     """The params and their provenance line: seeded init, or a file in any layout of the family."""
     if args.weights is not None and args.seed is not None:
         raise ValueError("--seed picks seeded init weights; it cannot be combined with --weights FILE")
+    scheme = getattr(args, "init", None)
+    if args.weights is not None and scheme is not None:
+        raise ValueError("--init picks seeded init weights; it cannot be combined with --weights FILE")
     if args.weights is None:
         seed = 0 if args.seed is None else args.seed
-        return registry.init_params(cfg, seed=seed, dtype=args.dtype), f"seeded init seed={seed}"
+        scheme = scheme or "random"
+        params = registry.init_params(cfg, seed=seed, dtype=args.dtype, scheme=scheme)
+        return params, seeded_source(seed, scheme)
     params = load_params(args.weights, cfg, dtype=args.dtype, source=getattr(args, "source", None))
     return params, f"{args.weights} sha256={sha256_file(args.weights)}"
 
@@ -68,6 +81,7 @@ def _cmd_golden(args: argparse.Namespace) -> int:
     check_output_path(out, force=args.force, what="golden file")
     if args.batch < 1:
         raise ValueError(f"--batch must be a positive int, got {args.batch}")
+    layout = _check_port_files(args, cfg)
 
     err = Console(stderr=True)
     progress = Progress(
@@ -102,6 +116,7 @@ def _cmd_golden(args: argparse.Namespace) -> int:
             ),
             overwrite=args.force,
         )
+        _save_port_files(args, cfg, x, params, layout)
         progress.update(task, advance=1, description="done")
     elapsed = time.perf_counter() - start
 
@@ -119,8 +134,43 @@ def _cmd_golden(args: argparse.Namespace) -> int:
         f"logits shape {tuple(logits.shape)}; top-5 classes of {sample} 0: "
         + ", ".join(f"{int(i)} ({logits[0, i]:.6g})" for i in top)
     )
+    if args.save_input:
+        console.print(f"input {tuple(x.shape)} {x.dtype} saved to {args.save_input}")
+    if args.save_weights:
+        console.print(f"weights ({layout} layout) saved to {args.save_weights}")
     console.print(f"wall time {elapsed:.2f} s")
     return 0
+
+
+def _check_port_files(args: argparse.Namespace, cfg) -> str | None:
+    """Check --save-input, --save-weights and --layout before any work; return the layout."""
+    family = registry.family_of(cfg)
+    layouts = [name for name in family.layouts if name != "auto"]
+    if args.layout is not None and args.save_weights is None:
+        raise ValueError("--layout names the layout of --save-weights FILE; give --save-weights too")
+    if args.save_input is not None:
+        if not args.save_input.endswith(".npy"):
+            raise ValueError(f"--save-input must name a .npy file, got {args.save_input!r}")
+        check_output_path(args.save_input, force=args.force, what="input file")
+    if args.save_weights is None:
+        return None
+    if not args.save_weights.endswith((".safetensors", ".npz")):
+        raise ValueError(f"--save-weights must name a .safetensors or .npz file, got {args.save_weights!r}")
+    check_output_path(args.save_weights, force=args.force, what="weights file")
+    layout = args.layout or family.default_layout
+    if layout not in layouts:
+        raise ValueError(
+            f"--layout {layout!r} is not a layout of {family.title}; its layouts: {', '.join(layouts)}"
+        )
+    return layout
+
+
+def _save_port_files(args: argparse.Namespace, cfg, x: np.ndarray, params, layout: str | None) -> None:
+    if args.save_input is not None:
+        atomic_write(args.save_input, lambda f: np.save(f, x), overwrite=args.force, what="input file")
+    if layout is not None:
+        state = registry.export_state_dict(params, cfg, layout=layout)
+        save_params(state, args.save_weights, overwrite=args.force)
 
 
 def _pair_text(a, b) -> str:
@@ -133,6 +183,18 @@ def _pair_text(a, b) -> str:
 def _cmd_compare(args: argparse.Namespace) -> int:
     if os.path.isdir(args.a) and os.path.isdir(args.b):  # two golden set stores: swinref/goldenset.py
         return cmd_compare_stores(args)
+    if not is_golden_file(args.b):  # a port's plain outputs: safetensors, .npz or a .npy directory
+        if args.rtol is not None:
+            raise ValueError("--rtol applies to two golden files; a port's outputs take --atol")
+        port_result = compare_port(
+            args.a,
+            args.b,
+            require=parse_names(args.require),
+            atol=args.atol,
+            weights=args.weights,
+            source=args.source,
+        )
+        return print_port_comparison(port_result, reference=args.a, port=args.b)
     from rich.table import Table  # noqa: PLC0415
 
     a, b = read_golden(args.a), read_golden(args.b)
@@ -214,6 +276,28 @@ def register(sub) -> None:
         help="seed of the initialised weights, swinref.init_params(cfg, seed=SEED) (default 0)",
     )
     p.add_argument(
+        "--init",
+        choices=("random", "timm"),
+        default=None,
+        help="scheme of the seeded weights: random (default; every parameter non-trivial) or timm "
+        "(timm's initialisation: zero biases, unit LayerNorm weights)",
+    )
+    p.add_argument(
+        "--save-input", metavar="FILE.npy", default=None, help="also write the input as a .npy file"
+    )
+    p.add_argument(
+        "--save-weights",
+        metavar="FILE",
+        default=None,
+        help="also write the weights (.safetensors or .npz) in --layout, for the port to load",
+    )
+    p.add_argument(
+        "--layout",
+        default=None,
+        help="layout of --save-weights: V1 timm, timm_old, torchvision, hf, hf4, official; "
+        "V2 timm, official, torchvision, hf; video official (default: the family's own)",
+    )
+    p.add_argument(
         "--input-seed",
         type=int_at_least(0),
         default=0,
@@ -241,13 +325,32 @@ def register(sub) -> None:
         help="compare two golden files tensor by tensor",
         description="Compare every tensor of golden file B against the reference A: "
         "|A - B| <= atol + rtol * |A|. Default atol 1e-10 when both files are float64, "
-        "1e-4 when either is float32; rtol 0. Exit 0 when all pass, 1 when any tensor is "
-        "beyond tolerance, missing or mis-shaped, 2 for an unreadable file.",
+        "1e-4 when either is float32; rtol 0. B may instead be a port's outputs: a plain "
+        "safetensors file, an .npz or a directory of NAME.npy files named with swinref's tensor "
+        "names (logits, layers.2.blocks.3, ...), any subset; (B, L, C) token sequences and "
+        "channels-first maps are mapped onto swinref's grids. A float32 port gets per-tensor "
+        "bounds calibrated by swinref's own float32 run (README, tolerance policy). Exit 0 when "
+        "all pass, 1 when any tensor is beyond tolerance, missing or mis-shaped (for a port: a "
+        "--require tensor absent), 2 for an unreadable file.",
     )
     c.add_argument("a", metavar="A", help="reference golden file")
-    c.add_argument("b", metavar="B", help="golden file to check against A")
+    c.add_argument("b", metavar="B", help="golden file, or a port's outputs, to check against A")
     c.add_argument("--atol", type=float, default=None, help="absolute tolerance (default by dtype)")
     c.add_argument("--rtol", type=float, default=None, help="relative tolerance (default 0)")
+    c.add_argument(
+        "--require",
+        metavar="NAMES",
+        default="logits",
+        help="port outputs: comma-separated tensors that must be present (default logits)",
+    )
+    c.add_argument(
+        "--weights",
+        metavar="FILE",
+        default=None,
+        help="port outputs: the weights A was made from, for calibrated float32 bounds "
+        "(seeded weights are rebuilt from A's metadata)",
+    )
+    c.add_argument("--source", default=None, help="layout of --weights (default: the family's own)")
     add_compare_arguments(c)
     c.set_defaults(func=_cmd_compare)
 
@@ -322,6 +425,8 @@ def cmd_golden_images(args: argparse.Namespace) -> int:
     """``swinref golden --images``: build the params, run, print a summary."""
     if args.out is None:
         raise ValueError("--images needs --out STORE, the store directory to write or resume")
+    if args.save_input is not None or args.save_weights is not None:
+        raise ValueError("--save-input and --save-weights write one forward pass's files; not with --images")
     _, cfg, _ = model_config(args)
     if registry.family_of(cfg).name == "video":
         raise ValueError("--images runs image models (V1, V2); a video model takes clips")

@@ -234,6 +234,8 @@ def test_cli_images_with_intermediates(tmp_path, image_dir, clean_store, monkeyp
             str(BATCH),
             "--intermediates",
             "patch_embed,layers.1",
+            "--init",  # the API run's params: init_params(CFG, seed=0), timm's scheme
+            "timm",
         ]
     )
     shown = capsys.readouterr().out
@@ -286,7 +288,7 @@ def write_then_die(path, data):
 
 g._write_atomic = write_then_die
 sys.exit(main(["golden", "--images", {str(image_dir)!r}, "--model", {TINY_NAME!r}, "--out", {str(out)!r},
-               "--workers", "1", "--batch-size", "1"]))
+               "--workers", "1", "--batch-size", "1", "--init", "timm"]))
 """
     proc = subprocess.Popen(
         [sys.executable, "-c", script],

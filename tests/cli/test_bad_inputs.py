@@ -368,9 +368,13 @@ CASES: list[Case] = [
         "compare: B -> /dev/zero", cmd("compare", "@good.safetensors", "@zero.safetensors"), 2, (), "device"
     ),
     Case("compare: B a directory", cmd("compare", "@good.safetensors", "@adir"), 2, (), "directory"),
+    # a plain safetensors B is a port's outputs: its zero logits are compared and beyond bound
     Case(
-        "compare: B no swinref metadata",
-        cmd("compare", "@good.safetensors", "@plain.safetensors"),
+        "compare: B plain port outputs, wrong", cmd("compare", "@good.safetensors", "@plain.safetensors"), 1
+    ),
+    Case(
+        "compare: A no swinref metadata",
+        cmd("compare", "@plain.safetensors", "@good.safetensors"),
         2,
         (),
         "metadata",

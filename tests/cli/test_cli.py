@@ -42,7 +42,7 @@ def test_golden_defaults(tmp_path, capsys, tiny_model):
     rc, out = golden(tmp_path, "g.safetensors")
     assert rc == 0, f"expected exit 0, got {rc}: {capsys.readouterr()}"
     g = read_golden(out)
-    params = swinref.init_params(tiny_model, seed=0)
+    params = swinref.init_params(tiny_model, seed=0, scheme="random")
     x = golden_input(tiny_model, batch=1, seed=0, dtype="float64")
     logits = swinref.forward(params, x, tiny_model)
     assert np.array_equal(g.input, x), "stored input is not default_rng(0).standard_normal"
@@ -54,7 +54,7 @@ def test_golden_defaults(tmp_path, capsys, tiny_model):
         "backend": "numpy",
         "input_seed": 0,
         "batch": 1,
-        "weights_source": "seeded init seed=0",
+        "weights_source": "seeded init seed=0 scheme=random",
         "weights_digest": swinref.params_digest(params),
     }
     for field, value in want.items():
@@ -96,8 +96,10 @@ def test_golden_options(tmp_path, tiny_model):
     assert np.array_equal(g.input, want_x), "input differs from default_rng(3).standard_normal in float32"
     meta = g.metadata
     got = (meta["dtype"], meta["batch"], meta["input_seed"], meta["weights_source"])
-    assert got == ("float32", 2, 3, "seeded init seed=5"), f"metadata: got {got}"
-    want_digest = swinref.params_digest(swinref.init_params(tiny_model, seed=5, dtype="float32"))
+    assert got == ("float32", 2, 3, "seeded init seed=5 scheme=random"), f"metadata: got {got}"
+    want_digest = swinref.params_digest(
+        swinref.init_params(tiny_model, seed=5, dtype="float32", scheme="random")
+    )
     assert meta["weights_digest"] == want_digest, (
         f"digest: expected {want_digest}, got {meta['weights_digest']}"
     )
@@ -105,7 +107,7 @@ def test_golden_options(tmp_path, tiny_model):
 
 def test_weights_file_matches_seeded_init(tmp_path, tiny_model):
     weights = tmp_path / "w.safetensors"
-    swinref.save_params(swinref.init_params(tiny_model, seed=7), weights)
+    swinref.save_params(swinref.init_params(tiny_model, seed=7, scheme="random"), weights)
     rc, from_file = golden(tmp_path, "file.safetensors", "--weights", str(weights))
     assert rc == 0, f"exit {rc}"
     _, seeded = golden(tmp_path, "seeded.safetensors", "--seed", "7")
