@@ -13,7 +13,8 @@ What changes from V1, one function each below:
 Behaviour follows timm's ``swin_transformer_v2.py``; ``SwinV2Config.semantics`` selects the
 official code's, torchvision's or transformers' variant where they differ (docs/v2.md). timm and
 the official code compute the same float32 forward on the released configs; in float64 they
-differ by the official float32 logit-scale cap (:data:`OFFICIAL_LOGIT_SCALE_MAX`). Window partition, shift and mask come from :mod:`swinref.windows`; the
+differ by the official float32 logit-scale cap (:data:`OFFICIAL_LOGIT_SCALE_MAX`).
+Window partition, shift and mask come from :mod:`swinref.windows`; the
 numerics from :mod:`swinref.numerics`.
 """
 
@@ -354,7 +355,11 @@ def block_geometry(
                     "to pad, or an img_size whose grids are multiples of the window"
                 )
         return BlockGeometry(
-            (win[0], win[1]), (sh[0], sh[1]), roll_first=True, mask_repeats=1, logit_cap=OFFICIAL_LOGIT_SCALE_MAX
+            (win[0], win[1]),
+            (sh[0], sh[1]),
+            roll_first=True,
+            mask_repeats=1,
+            logit_cap=OFFICIAL_LOGIT_SCALE_MAX,
         )
     if cfg.semantics == "torchvision":
         padded = (-(-resolution[0] // M[0]) * M[0], -(-resolution[1] // M[1]) * M[1])

@@ -45,7 +45,9 @@ def official_blocks(img_hw, patch, window, depths):
 
 def official_index(side):
     coords = [(h, w) for h in range(side) for w in range(side)]
-    return np.array([[(a[0] - b[0] + side - 1) * (2 * side - 1) + a[1] - b[1] + side - 1 for b in coords] for a in coords])
+    return np.array(
+        [[(a[0] - b[0] + side - 1) * (2 * side - 1) + a[1] - b[1] + side - 1 for b in coords] for a in coords]
+    )
 
 
 def official_mask(grid, side, shift):

@@ -24,7 +24,9 @@ import pytest
 import swinref
 from swinref import v2
 
-SQUARE = v2.SwinV2Config(img_size=32, embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=4, num_classes=5)
+SQUARE = v2.SwinV2Config(
+    img_size=32, embed_dim=8, depths=(2, 2), num_heads=(2, 4), window_size=4, num_classes=5
+)
 
 
 def run(cfg, params, x):
@@ -83,7 +85,8 @@ def test_official_window_clamp_is_min_h_w(grid, shifted):
 def test_non_square_grid_differs_from_every_other_semantics():
     """64x32, window 4: stage 1 (8x4) is unshifted in the official model; timm shifts its rows."""
     cfgs = {
-        s: dataclasses.replace(SQUARE, img_size=(64, 32), semantics=s) for s in ("official", "timm", "torchvision", "hf")
+        s: dataclasses.replace(SQUARE, img_size=(64, 32), semantics=s)
+        for s in ("official", "timm", "torchvision", "hf")
     }
     params = v2.init_params(cfgs["official"], scheme="random")
     params = {n: (np.minimum(v, math.log(50)) if n.endswith("logit_scale") else v) for n, v in params.items()}
