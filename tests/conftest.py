@@ -34,6 +34,9 @@ CROSSCHECK_MODULES = (
     "PIL",
     "dask",
     "jax",
+    "mmengine",  # with mmcv and einops: what mmaction2's swin.py imports (video-crosscheck extra)
+    "mmcv",
+    "einops",
 )
 
 
