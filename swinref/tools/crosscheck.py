@@ -658,7 +658,6 @@ def _run_mmaction2(module, x: np.ndarray) -> dict[str, np.ndarray]:
         if layer.downsample is not None:
             hooks[f"layers.{i}.downsample"] = f"backbone.layers.{i}.downsample"
     last = len(backbone.layers) - 1
-    hooks[f"layers.{last}.blocks.{len(backbone.layers[last].blocks) - 1}"] = f"backbone.layers.{last}"
 
     def save(name):
         def hook(_m, _inputs, output):
@@ -676,6 +675,9 @@ def _run_mmaction2(module, x: np.ndarray) -> dict[str, np.ndarray]:
     out["backbone.patch_embed"] = np.moveaxis(out["backbone.patch_embed"], 1, -1)  # (B, D, H, W, C)
     for i in range(last):  # a stage's output is its merge's (the merge ends the stage)
         out[f"backbone.layers.{i}"] = out[f"backbone.layers.{i}.downsample"]
+    out[f"backbone.layers.{last}"] = out[
+        f"backbone.layers.{last}.blocks.{len(backbone.layers[last].blocks) - 1}"
+    ]
     out["backbone.norm"] = np.moveaxis(feats, 1, -1)
     out["pre_logits"] = feats.mean(axis=(2, 3, 4))  # what an I3D head pools before its fc
     return out
