@@ -37,6 +37,9 @@ CROSSCHECK_MODULES = (
     "onnx",
     "onnxruntime",
     "onnxscript",
+    "mmengine",  # with mmcv and einops: what mmaction2's swin.py imports (video-crosscheck extra)
+    "mmcv",
+    "einops",
 )
 
 

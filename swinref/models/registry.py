@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..core.config import ConfigBase
-from . import v1, v1_fast, v1_layouts, v2, video
+from . import v1, v1_fast, v1_layouts, v2, video, video_layouts
 
 FORWARD_MODES = ("precise", "fast")
 
@@ -100,9 +100,9 @@ FAMILIES: tuple[Family, ...] = (
         forward=video.forward,
         param_shapes=video.param_shapes,
         init_params=video.init_params,
-        convert_state_dict=video.convert_state_dict,
-        export_state_dict=video.export_state_dict,
-        layouts=video.LAYOUTS,
+        convert_state_dict=video_layouts.convert_state_dict,
+        export_state_dict=video_layouts.export_state_dict,
+        layouts=video_layouts.LAYOUTS,
         default_layout="official",
         input_shape=video.input_shape,
         input_form="(B, C, T, H, W)",

@@ -20,7 +20,8 @@ others at the end of s - 1).
 ``official``
     as timm, but the merge of stage s at the end of stage s - 1 (``layers.{s-1}.downsample``) and
     ``head`` for ``head.fc``; saves ``attn.relative_position_index`` (N, N) and, on shifted blocks,
-    ``attn_mask`` (nW, N, N).
+    ``attn_mask`` (nW, N, N). Both follow the official clamp (a stage with min(H, W) <= M attends
+    in min(H, W) x min(H, W) windows, unshifted), not timm's per-axis one, on every grid.
 ``torchvision``
     ``features.0.0`` (conv), ``features.0.2`` (norm), block j of stage i at ``features.{2i+1}.{j}``
     with ``mlp.0`` / ``mlp.3`` for fc1 / fc2, merge of stage s at ``features.{2s}``, ``norm``,
@@ -55,7 +56,7 @@ import numpy as np
 from ..core import backend
 from ..core.params import check_state_dict, host_arrays, problems_error
 from ..core.windows import clamp_window, relative_position_index, shift_mask
-from .v1 import SwinConfig, describe, param_shapes, table_window
+from .v1 import SwinConfig, config_grid, describe, param_shapes, table_window
 
 LAYOUTS = ("timm", "timm_old", "torchvision", "hf", "hf4", "official")
 
@@ -118,16 +119,19 @@ class _Buffers:
     flat: bool  # stored as (N*N,) rather than (N, N)
     mask: str | None  # name of the stored shift mask inside a block, if the layout has one
     saved: bool  # the layout's own model writes them into its state dict
-    clamped_table: bool  # tables (and so the index) sized for the clamped window, as timm/official
+    # the clamp rule the layout's own model sizes tables (and so the index) with; None: tables
+    # always for the configured window (torchvision, transformers)
+    rule: str | None
 
 
 _BUFFERS = {
-    "timm": _Buffers("attn.relative_position_index", False, "attn_mask", False, True),
-    "timm_old": _Buffers("attn.relative_position_index", False, "attn_mask", True, True),
-    "official": _Buffers("attn.relative_position_index", False, "attn_mask", True, True),
-    "torchvision": _Buffers("attn.relative_position_index", True, None, True, False),
-    "hf": _Buffers("attention.relative_position_bias.relative_position_index", True, None, False, False),
-    "hf4": _Buffers("attention.self.relative_position_index", False, None, True, False),
+    "timm": _Buffers("attn.relative_position_index", False, "attn_mask", False, "timm"),
+    # timm <= 0.8 still clamped like the official code: min(H, W) <= M, a square window
+    "timm_old": _Buffers("attn.relative_position_index", False, "attn_mask", True, "official"),
+    "official": _Buffers("attn.relative_position_index", False, "attn_mask", True, "official"),
+    "torchvision": _Buffers("attn.relative_position_index", True, None, True, None),
+    "hf": _Buffers("attention.relative_position_bias.relative_position_index", True, None, False, None),
+    "hf4": _Buffers("attention.self.relative_position_index", False, None, True, None),
 }
 _BUFFER_LEAVES = ("relative_position_index", "attn_mask")
 
@@ -188,29 +192,86 @@ def name_map(cfg: SwinConfig, layout: str) -> dict[str, str | tuple[str, str, st
     return {name: layout_name(name, layout) for name in param_shapes(cfg)}
 
 
+def official_grids(cfg: SwinConfig) -> list[tuple[int, int]]:
+    """Token grid of every stage as the official code (and timm <= 0.8) builds the model.
+
+    Stage i gets floor(grid / 2**i); its patch merging asserts even H and W, so a config with an
+    odd grid before a merge has no official model that runs: ValueError names that grid. The
+    official code also takes one int window_size: a non-square window is a ValueError too.
+    """
+    if cfg.window[0] != cfg.window[1]:
+        raise ValueError(
+            f"the official code takes one int window_size (square windows); this config has "
+            f"{cfg.window[0]}x{cfg.window[1]}"
+        )
+    H, W = cfg.image_hw
+    P = cfg.patch_size
+    grid = (H // P, W // P)
+    grids = [grid]
+    for i in range(1, len(cfg.depths)):
+        if grid[0] % 2 or grid[1] % 2:
+            raise ValueError(
+                f"the official code cannot run img_size {H}x{W} (patch {P}): layers.{i - 1} ends "
+                f"on an odd {grid[0]}x{grid[1]} token grid and its patch merging asserts even H "
+                f"and W; use an img_size whose token grid is even before every merge (a multiple "
+                f"of {P * 2 ** (len(cfg.depths) - 1)} for {len(cfg.depths)} stages)"
+            )
+        grid = (grid[0] // 2, grid[1] // 2)  # floor: the official model is sized this way
+        grids.append(grid)
+    return grids
+
+
+def _stage_grids(cfg: SwinConfig, rule: str | None) -> list[tuple[int, int]]:
+    if rule == "official":
+        return official_grids(cfg)
+    return [config_grid(cfg, i) for i in range(len(cfg.depths))]  # timm 1.0: merges pad odd grids
+
+
+def table_mismatch(cfg: SwinConfig, layout: str) -> str | None:
+    """Why ``cfg``'s tables cannot be ``layout``'s (its model clamps by another rule), or None.
+
+    The official code (and timm <= 0.8) clamps a stage whose min(H, W) <= M to a square window of
+    min(H, W); timm 1.0 clamps each axis alone (``cfg.semantics``). On a non-square grid such as
+    2x8 with M = 4 the tables differ in size (3x3 vs 3x7 offsets).
+    """
+    _check_layout(layout)
+    rule = _BUFFERS[layout].rule
+    if rule != "official":
+        return None
+    for i, grid in enumerate(official_grids(cfg)):
+        theirs = clamp_window(grid, cfg.window, (0, 0), rule="official")[0]
+        ours = table_window(cfg, i)
+        if tuple(theirs) != tuple(ours):
+            return (
+                f"the {layout} layout's model sizes layers.{i}'s tables for a {theirs[0]}x"
+                f"{theirs[1]} window (its {grid[0]}x{grid[1]} grid has min(H, W) <= "
+                f"{cfg.window[0]}, so the window becomes min(H, W) on both axes), this config "
+                f"(semantics={cfg.semantics!r}) for {ours[0]}x{ours[1]}: use "
+                "SwinConfig(..., semantics='official')"
+            )
+    return None
+
+
 def derived_buffers(cfg: SwinConfig, layout: str) -> dict[str, np.ndarray]:
     """The buffers a ``layout`` checkpoint of ``cfg`` may carry, by name, with their values.
 
     Index: int64, (N, N) or (N*N,) as the layout stores it, for the window the stage's tables are
-    sized for (timm and the official code clamp it to the stage's grid; torchvision and
-    transformers keep the configured window). Masks (timm-family layouts, shifted blocks only):
-    (nW, N, N) of 0 / -100 for the grid padded to a multiple of the window.
+    sized for (timm and the official code clamp it to the stage's grid, each by its own rule;
+    torchvision and transformers keep the configured window). Masks (timm-family layouts, shifted
+    blocks that the layout's model leaves shifted): (nW, N, N) of 0 / -100 for the grid padded
+    to a multiple of the window. The official layouts follow the official model whatever
+    ``cfg.semantics`` says (ValueError from :func:`official_grids` where it cannot be built).
     """
     _check_layout(layout)
     xp = backend.get_namespace("numpy")
     spec = _BUFFERS[layout]
-    H, W = cfg.image_hw
-    grid = (H // cfg.patch_size, W // cfg.patch_size)
     out: dict[str, np.ndarray] = {}
-    for i, depth in enumerate(cfg.depths):
-        if i > 0:
-            grid = ((grid[0] + 1) // 2, (grid[1] + 1) // 2)  # merging pads odd grids
-        for j in range(depth):
+    for i, grid in enumerate(_stage_grids(cfg, spec.rule)):
+        for j in range(cfg.depths[i]):
             prefix = _block_prefix(layout, i, j)
             target = (cfg.window[0] // 2, cfg.window[1] // 2) if j % 2 else (0, 0)
-            # timm's per-axis clamp; for the square windows the official code supports it agrees
-            window, shift = clamp_window(grid, cfg.window, target, rule="timm")
-            index = np.asarray(relative_position_index(window if spec.clamped_table else cfg.window, xp=xp))
+            window, shift = clamp_window(grid, cfg.window, target, rule=spec.rule or "timm")
+            index = np.asarray(relative_position_index(window if spec.rule else cfg.window, xp=xp))
             out[prefix + spec.index] = index.reshape(-1) if spec.flat else index
             if spec.mask and any(shift):
                 padded = tuple(-(-g // m) * m for g, m in zip(grid, window, strict=False))
@@ -353,7 +414,13 @@ def rename(state_dict: Mapping[str, Any], cfg: SwinConfig, layout: str) -> Renam
         else:
             single[source_name] = timm_name
             out.labels[timm_name] = source_name
-    buffers = derived_buffers(cfg, layout)
+    try:
+        buffers = derived_buffers(cfg, layout)
+    except ValueError as e:  # no model of this layout exists for cfg: say why, not which shapes differ
+        raise problems_error(
+            f"state dict in layout {layout!r} cannot be loaded for this config ({describe(cfg)}):",
+            (("cause", [str(e)]),),
+        ) from None
     parts: dict[str, dict[int, tuple[str, np.ndarray]]] = {}
     for key, value in state_dict.items():
         if key in single:
@@ -414,6 +481,9 @@ def from_timm(
     """
     _check_layout(layout)
     checked = convert_state_dict(host_arrays(params), cfg, source="timm")
+    mismatch = table_mismatch(cfg, layout)  # ValueError where the layout's model cannot be built
+    if mismatch:
+        raise ValueError(f"cannot export to layout {layout!r}: {mismatch}")
     out: dict[str, np.ndarray] = {}
     for name, value in checked.items():
         target = layout_name(name, layout)
@@ -484,7 +554,8 @@ def convert_state_dict(
         if layout == "timm" and not detected
         else (f" in layout {layout!r}" + (" (detected from its names)" if detected else ""))
     )
-    hint = None if source == "auto" else mismatch_hint(source_keys, source)
+    hints = [] if source == "auto" else [mismatch_hint(source_keys, source)]
+    hints.append(table_mismatch(cfg, layout))
     return check_state_dict(
         plain,
         param_shapes(cfg),
@@ -492,7 +563,7 @@ def convert_state_dict(
         labels=labels,
         unexpected=unexpected,
         problems=problems,
-        hints=[hint] if hint else [],
+        hints=[h for h in hints if h],
         title=f"state dict{where} does not match the config ({describe(cfg)}):",
     )
 

@@ -10,9 +10,11 @@ What changes from V1, one function each below:
   per-head biases, ``16 * sigmoid(.)``, instead of V1's learned table;
 - patch merging reduces first and normalises after: Linear(4C -> 2C), then LayerNorm(2C).
 
-Behaviour follows timm's ``swin_transformer_v2.py`` (which matches the official code on released
-configs); ``SwinV2Config.semantics`` selects torchvision's or transformers' variant where they
-differ (docs/v2.md). Window partition, shift and mask come from :mod:`swinref.windows`; the
+Behaviour follows timm's ``swin_transformer_v2.py``; ``SwinV2Config.semantics`` selects the
+official code's, torchvision's or transformers' variant where they differ (docs/v2.md). timm and
+the official code compute the same float32 forward on the released configs; in float64 they
+differ by the official float32 logit-scale cap (:data:`OFFICIAL_LOGIT_SCALE_MAX`).
+Window partition, shift and mask come from :mod:`swinref.windows`; the
 numerics from :mod:`swinref.numerics`.
 """
 
@@ -58,9 +60,12 @@ from ..core.windows import clamp_window, shifted_window_apply
 
 FAMILY = "v2"
 NORMALIZE_EPS = 1e-12  # F.normalize: x / max(||x||, eps), so a zero vector maps to 0, not NaN
-LOGIT_SCALE_MAX = math.log(1.0 / 0.01)  # timm and the official code clamp at log(1 / 0.01) = log(100)
+LOGIT_SCALE_MAX = math.log(1.0 / 0.01)  # timm: math.log(1 / 0.01) = log(100), a float64 value
+# the official code clamps at torch.log(torch.tensor(1. / 0.01)): log(100) rounded to float32,
+# 4.605170249938965, 6.4e-8 above log(100); a float64 model keeps it as that float32 value
+OFFICIAL_LOGIT_SCALE_MAX = float(np.float32(LOGIT_SCALE_MAX))
 CPB_HIDDEN = 512  # cpb_mlp: Linear(2, 512) -> ReLU -> Linear(512, nH, bias=False)
-SEMANTICS = ("timm", "torchvision", "hf")
+SEMANTICS = ("timm", "official", "torchvision", "hf")
 
 
 # ----- config --------------------------------------------------------------------------------
@@ -88,9 +93,10 @@ class SwinV2Config(ImageGeometry):
     # position bias divides coordinates by it, so a model fine-tuned at a larger window keeps the
     # pre-training scale. None means 0 for every stage (timm's default (0, 0, 0, 0)).
     pretrained_window_sizes: tuple[int | tuple[int, int], ...] | None = None
-    # whose forward to reproduce where the ports differ: "timm" (= official on released configs),
-    # "torchvision" (pad then roll, no window clamp) or "hf" (transformers: pad then roll, shift
-    # mask added twice). Not a timm argument.
+    # whose forward to reproduce where the ports differ: "timm" (per-axis window clamp, pads),
+    # "official" (microsoft/Swin-Transformer: min(H, W) <= M clamp, no padding, float32 logit-scale
+    # cap), "torchvision" (pad then roll, no window clamp) or "hf" (transformers: pad then roll,
+    # shift mask added twice). Not a timm argument.
     semantics: str = "timm"
 
     def __post_init__(self):
@@ -143,9 +149,11 @@ class SwinV2Config(ImageGeometry):
                 problems.append(str(e))
         if self.semantics not in SEMANTICS:
             problems.append(f"semantics must be one of {', '.join(SEMANTICS)}, got {self.semantics!r}")
-        elif self.semantics == "hf" and not problems and self.window[0] != self.window[1]:
+        elif self.semantics in ("hf", "official") and not problems and self.window[0] != self.window[1]:
             problems.append(
-                f"semantics='hf' needs a square window (transformers takes one int), got {self.window_size!r}"
+                f"semantics={self.semantics!r} needs a square window ("
+                f"{'transformers' if self.semantics == 'hf' else 'the official code'} takes one int), "
+                f"got {self.window_size!r}"
             )
         self._raise_if(problems)
 
@@ -254,10 +262,14 @@ def continuous_position_bias(p: Mapping[str, Any], coords, index, *, num_heads: 
     return 16.0 / (1.0 + xp.exp(-bias))  # 16 * sigmoid
 
 
-def logit_scale(p: Mapping[str, Any], *, xp):
-    """exp(min(logit_scale, log(100))): the per-head temperature, (nH, 1, 1), at most 100."""
+def logit_scale(p: Mapping[str, Any], *, cap: float = LOGIT_SCALE_MAX, xp):
+    """exp(min(logit_scale, cap)): the per-head temperature, (nH, 1, 1), at most about 100.
+
+    cap: :data:`LOGIT_SCALE_MAX` (timm, torchvision, transformers) or
+    :data:`OFFICIAL_LOGIT_SCALE_MAX` (the official code); the two are equal in float32.
+    """
     s = p["logit_scale"]
-    return xp.exp(xp.minimum(s, xp.asarray(LOGIT_SCALE_MAX, dtype=s.dtype, device=backend.device(s))))
+    return xp.exp(xp.minimum(s, xp.asarray(cap, dtype=s.dtype, device=backend.device(s))))
 
 
 def window_attention(
@@ -269,12 +281,14 @@ def window_attention(
     pretrained_window: tuple[int, int] = (0, 0),
     mask=None,
     mask_repeats: int = 1,
+    logit_cap: float = LOGIT_SCALE_MAX,
     xp,
 ):
     """Scaled cosine attention inside each window, with the continuous position bias.
 
     x: (B*nW, N, C); mask: None or (nW, N, N), added ``mask_repeats`` times (transformers adds
-    it twice) per window, broadcast over batch and heads. p: ``qkv.weight`` (3C, C), ``q_bias``
+    it twice) per window, broadcast over batch and heads; logit_cap: the clamp of ``logit_scale``
+    (:func:`logit_scale`). p: ``qkv.weight`` (3C, C), ``q_bias``
     and ``v_bias`` (C,) or both absent, ``logit_scale`` (nH, 1, 1), ``cpb_mlp.*``,
     ``proj.weight`` (C, C), ``proj.bias``. Returns (B*nW, N, C).
     """
@@ -285,7 +299,7 @@ def window_attention(
     qkv = linear(x, p["qkv.weight"], bias, xp=xp)  # (B_, N, 3C)
     q, k, v = split_heads(qkv, nH, xp=xp)  # (B_, nH, N, d) each
     attn = xp.matmul(l2_normalize(q, xp=xp), xp.matrix_transpose(l2_normalize(k, xp=xp)))  # (B_, nH, N, N)
-    attn = attn * logit_scale(p, xp=xp)
+    attn = attn * logit_scale(p, cap=logit_cap, xp=xp)
     coords = backend.from_host(host_coords_table(window, pretrained_window), x, dtype=x.dtype)  # (T, 2)
     attn = attn + continuous_position_bias(p, coords, index_like(window, x), num_heads=nH, xp=xp)[None, ...]
     if mask is not None:
@@ -312,6 +326,7 @@ class BlockGeometry:
     shift: tuple[int, int]
     roll_first: bool  # timm rolls the unpadded grid, then pads; torchvision and transformers pad first
     mask_repeats: int  # transformers adds the shift mask twice
+    logit_cap: float = LOGIT_SCALE_MAX  # the official code clamps logit_scale at a float32 log(100)
 
 
 def block_geometry(
@@ -319,7 +334,8 @@ def block_geometry(
 ) -> BlockGeometry:
     """Window and shift of a block at grid ``resolution`` (H, W), per ``cfg.semantics``.
 
-    timm: per axis, r <= M gives window r and shift 0. torchvision: the window is never clamped;
+    timm: per axis, r <= M gives window r and shift 0. official: where min(H, W) <= M, a square
+    window of min(H, W) and shift 0 (also on non-square grids). torchvision: the window is never clamped;
     an axis whose padded length is <= M gets shift 0. transformers: the window is min(r, M) and
     the shift 0 when r <= M, both decided on the first axis only and used for both (it takes one
     int), with r = floor(grid / 2**stage) from the configured img_size.
@@ -329,6 +345,22 @@ def block_geometry(
     if cfg.semantics == "timm":
         win, sh = clamp_window(resolution, M, target, rule="timm")
         return BlockGeometry((win[0], win[1]), (sh[0], sh[1]), roll_first=True, mask_repeats=1)
+    if cfg.semantics == "official":
+        win, sh = clamp_window(resolution, M, target, rule="official")
+        for r, m in zip(resolution, win, strict=False):
+            if r % m:
+                raise ValueError(
+                    f"layers.{stage}: the official code does not pad, and its {resolution[0]}x"
+                    f"{resolution[1]} grid is not a multiple of the window {m}; use semantics='timm' "
+                    "to pad, or an img_size whose grids are multiples of the window"
+                )
+        return BlockGeometry(
+            (win[0], win[1]),
+            (sh[0], sh[1]),
+            roll_first=True,
+            mask_repeats=1,
+            logit_cap=OFFICIAL_LOGIT_SCALE_MAX,
+        )
     if cfg.semantics == "torchvision":
         padded = (-(-resolution[0] // M[0]) * M[0], -(-resolution[1] // M[1]) * M[1])
         shift = (0 if M[0] >= padded[0] else target[0], 0 if M[1] >= padded[1] else target[1])
@@ -364,6 +396,7 @@ def swin_v2_block(
             pretrained_window=pretrained_window,
             mask=mask,
             mask_repeats=geometry.mask_repeats,
+            logit_cap=geometry.logit_cap,
             xp=xp,
         )
 
@@ -445,6 +478,11 @@ def forward(params: Mapping[str, Any], x, cfg: SwinV2Config, *, return_intermedi
     for i, depth in enumerate(cfg.depths):
         stage = f"layers.{i}"
         if i > 0:  # timm keeps the merge at the start of the next stage (official: end of stage)
+            if cfg.semantics == "official" and (h.shape[1] % 2 or h.shape[2] % 2):
+                raise ValueError(
+                    f"patch merging needs an even grid, got {h.shape[1]}x{h.shape[2]} after "
+                    f"layers.{i - 1}; the official code asserts it (semantics='timm' pads odd grids)"
+                )
             h = patch_merging(Scope(params, f"{stage}.downsample"), h, xp=xp)
             inter[f"{stage}.downsample"] = h
         resolution = (h.shape[1], h.shape[2])

@@ -42,9 +42,7 @@ from ..core.params import (
     check_arrays_like,
     check_batch,
     check_param_shapes,
-    check_state_dict,
     count,
-    host_arrays,
     random_value,
     seeded_params,
     trunc_normal,
@@ -219,56 +217,7 @@ def count_params(cfg: VideoSwinConfig) -> int:
     return count(param_shapes(cfg))
 
 
-LAYOUTS = ("official",)  # the released recognizer's names (backbone.*, cls_head.fc_cls)
-
-
-def convert_state_dict(
-    state_dict: Mapping[str, Any], cfg: VideoSwinConfig, *, source: str = "official", dtype: str | None = None
-) -> dict[str, np.ndarray]:
-    """Params (NumPy, :func:`param_shapes` names) from a released recognizer's state dict.
-
-    The persistent ``relative_position_index`` buffers are not loaded but must equal the index of
-    ``cfg.window_size``. Raises :class:`swinref.WeightsError` listing every missing, unexpected and
-    mis-shaped entry.
-    dtype: None keeps the stored dtype, "float32"/"float64" cast.
-    """
-    if source not in (*LAYOUTS, "auto"):
-        raise ValueError(
-            f"unknown source {source!r} for Video Swin; expected one of {', '.join((*LAYOUTS, 'auto'))}"
-        )
-    index = np.asarray(relative_position_index(cfg.window_size, xp=backend.get_namespace("numpy")))
-    arrays, problems = {}, []
-    for name, array in host_arrays(state_dict).items():
-        if name.endswith("relative_position_index"):
-            if array.shape != index.shape or not np.array_equal(array, index):
-                problems.append(f"{name}: stored index differs from window {cfg.window_size}'s")
-        else:
-            arrays[name] = array
-    return check_state_dict(
-        arrays,
-        param_shapes(cfg),
-        dtype=dtype,
-        problems=problems,
-        title="state dict does not match the video config:",
-    )
-
-
 # ----- window geometry -----------------------------------------------------------------------
-def export_state_dict(
-    params: Mapping[str, Any], cfg: VideoSwinConfig, *, layout: str = "official"
-) -> dict[str, np.ndarray]:
-    """Params in the released layout (checked against ``cfg``), with the persistent
-    ``relative_position_index`` buffer of every block, as the released model saves them."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r} for Video Swin; expected one of {', '.join(LAYOUTS)}")
-    out = convert_state_dict(params, cfg)
-    index = np.asarray(relative_position_index(cfg.window_size, xp=backend.get_namespace("numpy")))
-    for i, depth in enumerate(cfg.depths):
-        for j in range(depth):
-            out[f"backbone.layers.{i}.blocks.{j}.attn.relative_position_index"] = index
-    return out
-
-
 def get_window_size(resolution: Triple, window: Triple, shift: Triple) -> tuple[Triple, Triple]:
     """Window and shift actually used at a token extent (D, H, W): released ``get_window_size``.
 

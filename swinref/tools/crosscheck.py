@@ -14,8 +14,12 @@ Implementations per family (:data:`FAMILY_IMPLS`):
 * Swin V2 (a ``swinv2_*`` name or ``"family": "v2"``): "timm" (``SwinTransformerV2``),
   "torchvision" (``models.SwinTransformer`` with ``SwinTransformerBlockV2`` / ``PatchMergingV2``)
   and "hf" (transformers ``Swinv2ForImageClassification``).
-* Video Swin (``"family": "video"``): "torchvision" (``models.video.SwinTransformer3d``), its
-  state dict renamed onto the released recognizer's names (:func:`torchvision_video_to_official`).
+* Video Swin (``"family": "video"``): "torchvision" (``models.video.SwinTransformer3d``) and
+  "mmaction2" (mmaction2 1.2's ``SwinTransformer3D`` backbone, compared with a head-less config:
+  it has no head), their state dicts read through ``swinref.convert_state_dict`` in their layouts
+  (:mod:`swinref.models.video_layouts`). mmaction2's package ``__init__`` does not import (it
+  needs a localizer module the wheel lacks), so ``models/backbones/swin.py`` is loaded on its own
+  with a stand-in for ``mmaction.registry.MODELS``.
 
 Tolerances (:func:`tolerance_rule`): float64 is one absolute bound, 1e-10, for every family.
 float32 is 1e-4 absolute for V1 and Video Swin (both sides' float32 outputs compared). Swin V2 is
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -51,7 +56,7 @@ IMPLS = ("timm", "torchvision", "hf", "hf_backbone")
 FAMILY_IMPLS: dict[str, tuple[str, ...]] = {
     "v1": IMPLS,
     "v2": ("timm", "torchvision", "hf"),
-    "video": ("torchvision",),
+    "video": ("torchvision", "mmaction2"),
 }
 ALL_IMPLS = tuple(dict.fromkeys(i for impls in FAMILY_IMPLS.values() for i in impls))
 
@@ -298,8 +303,63 @@ def _build_v2(impl: str, cfg: v2.SwinV2Config):
     return m.double().eval()
 
 
+@functools.lru_cache(maxsize=1)
+def _mmaction2_swin3d():
+    """mmaction2's ``SwinTransformer3D`` class, from its ``models/backbones/swin.py`` alone."""
+    import importlib.util  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import types  # noqa: PLC0415
+
+    spec = importlib.util.find_spec("mmaction")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("mmaction2 is not installed (pip install mmaction2 mmengine mmcv-lite)")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "models", "backbones", "swin.py")
+
+    class _Registry:  # stands in for mmaction.registry.MODELS, whose package does not import
+        @staticmethod
+        def register_module(*_args, **_kwargs):
+            return lambda cls: cls
+
+    package, registry_module = types.ModuleType("mmaction"), types.ModuleType("mmaction.registry")
+    package.__path__ = []
+    registry_module.MODELS = _Registry()  # type: ignore[attr-defined]
+    names = ("mmaction", "mmaction.registry")
+    saved = {n: sys.modules.get(n) for n in names}
+    sys.modules.update({"mmaction": package, "mmaction.registry": registry_module})
+    try:
+        file_spec = importlib.util.spec_from_file_location("_mmaction2_swin", path)
+        assert file_spec is not None and file_spec.loader is not None
+        module = importlib.util.module_from_spec(file_spec)
+        file_spec.loader.exec_module(module)
+    finally:
+        for n, old in saved.items():
+            if old is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = old
+    return module.SwinTransformer3D
+
+
 def _build_video(impl: str, cfg: video.VideoSwinConfig):
-    import functools  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    if impl == "mmaction2":
+        if cfg.num_classes:
+            raise ValueError("mmaction2's SwinTransformer3D is a backbone: compare with num_classes=0")
+        backbone = _mmaction2_swin3d()(
+            arch=dict(embed_dims=cfg.embed_dim, depths=list(cfg.depths), num_heads=list(cfg.num_heads)),
+            pretrained=None,
+            pretrained2d=False,
+            patch_size=tuple(cfg.patch_size),
+            in_channels=cfg.in_chans,
+            window_size=tuple(cfg.window_size),
+            mlp_ratio=cfg.mlp_ratio,
+            qkv_bias=cfg.qkv_bias,
+            drop_path_rate=0.0,
+            patch_norm=cfg.patch_norm,
+            out_indices=(cfg.num_stages - 1,),
+        )
+        return torch.nn.ModuleDict({"backbone": backbone}).double().eval()  # recognizer names
 
     from torchvision.models.video.swin_transformer import PatchEmbed3d, SwinTransformer3d  # noqa: PLC0415
 
@@ -320,35 +380,6 @@ def _build_video(impl: str, cfg: video.VideoSwinConfig):
         patch_embed=functools.partial(PatchEmbed3d, in_channels=cfg.in_chans),
     )
     return m.double().eval()
-
-
-def torchvision_video_to_official(state_dict: dict[str, Any]) -> dict[str, Any]:
-    """torchvision ``SwinTransformer3d`` names -> the released recognizer's (swinref's) names.
-
-    ``patch_embed.*`` -> ``backbone.patch_embed.*``; stage i's blocks ``features.{2i}.{j}.*`` ->
-    ``backbone.layers.{i}.blocks.{j}.*`` with ``mlp.0`` / ``mlp.3`` -> ``mlp.fc1`` / ``mlp.fc2``;
-    the merge after stage i ``features.{2i+1}.*`` -> ``backbone.layers.{i}.downsample.*``;
-    ``norm.*`` -> ``backbone.norm.*``; ``head.*`` -> ``cls_head.fc_cls.*``. The
-    ``relative_position_index`` buffers are dropped (swinref derives the index from the window).
-    """
-    out = {}
-    for name, value in state_dict.items():
-        if name.endswith("relative_position_index"):
-            continue
-        parts = name.split(".")
-        if parts[0] == "features":
-            f = int(parts[1])
-            if f % 2 == 0:
-                rest = ".".join(parts[3:]).replace("mlp.0.", "mlp.fc1.").replace("mlp.3.", "mlp.fc2.")
-                new = f"backbone.layers.{f // 2}.blocks.{parts[2]}.{rest}"
-            else:
-                new = f"backbone.layers.{f // 2}.downsample." + ".".join(parts[2:])
-        elif parts[0] == "head":
-            new = "cls_head.fc_cls." + ".".join(parts[1:])
-        else:  # patch_embed.*, norm.*
-            new = "backbone." + name
-        out[new] = value
-    return out
 
 
 def _build_v1(impl: str, cfg: SwinConfig):
@@ -456,13 +487,13 @@ def impl_params(state_dict: dict[str, np.ndarray], cfg: Any, impl: str) -> dict[
     """An implementation's state dict as swinref params, through
     :func:`swinref.convert_state_dict`. V1: timm names; transformers' per-stage backbone norms
     ``hidden_states_norms.stage{k}`` become ``norm{k-1}``. V2: the layout named ``impl``. Video
-    Swin: torchvision's names through :func:`torchvision_video_to_official`.
+    Swin: torchvision's layout (:mod:`swinref.models.video_layouts`).
     """
 
     if isinstance(cfg, v2.SwinV2Config):
         return registry.convert_state_dict(state_dict, cfg, source=impl)
     if isinstance(cfg, video.VideoSwinConfig):
-        return registry.convert_state_dict(torchvision_video_to_official(state_dict), cfg)
+        return registry.convert_state_dict(state_dict, cfg, source=impl)
     sd = dict(state_dict)
     norms = {}
     for k in [k for k in sd if k.startswith("hidden_states_norms.")]:
@@ -611,6 +642,44 @@ def _run_video_impl(module, x: np.ndarray) -> dict[str, np.ndarray]:
     for i in range(stages - 1):  # a stage's output is its merge's (the merge ends the stage)
         out[f"backbone.layers.{i}"] = out[f"backbone.layers.{i}.downsample"]
     out["pre_logits"] = out["pre_logits"].reshape(out["pre_logits"].shape[0], -1)
+    return out
+
+
+def _run_mmaction2(module, x: np.ndarray) -> dict[str, np.ndarray]:
+    """mmaction2 ``SwinTransformer3D``'s outputs under swinref's Video names, channels last."""
+    import torch  # noqa: PLC0415
+
+    backbone = module["backbone"]
+    out: dict[str, np.ndarray] = {}
+    hooks = {"patch_embed": "backbone.patch_embed"}
+    for i, layer in enumerate(backbone.layers):
+        for j in range(len(layer.blocks)):
+            hooks[f"layers.{i}.blocks.{j}"] = f"backbone.layers.{i}.blocks.{j}"
+        if layer.downsample is not None:
+            hooks[f"layers.{i}.downsample"] = f"backbone.layers.{i}.downsample"
+    last = len(backbone.layers) - 1
+
+    def save(name):
+        def hook(_m, _inputs, output):
+            out[name] = output.detach().cpu().numpy().copy()
+
+        return hook
+
+    handles = [backbone.get_submodule(k).register_forward_hook(save(v)) for k, v in hooks.items()]
+    try:
+        with torch.no_grad():
+            feats = backbone(torch.from_numpy(x)).numpy()  # (B, C, D, H, W), after norm{S-1}
+    finally:
+        for h in handles:
+            h.remove()
+    out["backbone.patch_embed"] = np.moveaxis(out["backbone.patch_embed"], 1, -1)  # (B, D, H, W, C)
+    for i in range(last):  # a stage's output is its merge's (the merge ends the stage)
+        out[f"backbone.layers.{i}"] = out[f"backbone.layers.{i}.downsample"]
+    out[f"backbone.layers.{last}"] = out[
+        f"backbone.layers.{last}.blocks.{len(backbone.layers[last].blocks) - 1}"
+    ]
+    out["backbone.norm"] = np.moveaxis(feats, 1, -1)
+    out["pre_logits"] = feats.mean(axis=(2, 3, 4))  # what an I3D head pools before its fc
     return out
 
 
@@ -838,6 +907,8 @@ def _crosscheck_family(
         raise ValueError(f"input_size of {fam.title} must be {form} with positive ints, got {input_size!r}")
     if family == "v2":
         cfg = dataclasses.replace(cfg, semantics=sem, img_size=size)  # V2 checks x against img_size
+    if impl == "mmaction2":
+        cfg = dataclasses.replace(cfg, num_classes=0)  # its SwinTransformer3D has no head
     report = CrosscheckReport(impl=impl, model=name, semantics=sem, input_size=size, family=family)
 
     tell(f"building {impl}")
@@ -849,7 +920,9 @@ def _crosscheck_family(
     def run_impl(dtype: str) -> dict[str, np.ndarray]:
         m = module if dtype == "float64" else copy.deepcopy(module).to(getattr(torch, dtype))
         x = x64.astype(dtype)
-        return _run_video_impl(m, x) if family == "video" else _run_impl(impl, m, x)
+        if family == "video":
+            return _run_mmaction2(m, x) if impl == "mmaction2" else _run_video_impl(m, x)
+        return _run_impl(impl, m, x)
 
     # the V2 float32 rule measures both sides against the implementation's float64 outputs
     need64 = "float64" in dtypes or (family == "v2" and "float32" in dtypes)

@@ -308,7 +308,8 @@ def test_named_rejects_unknown_and_applies_overrides():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(semantics="official"), "semantics must be one of timm, torchvision, hf"),
+        (dict(semantics="detection"), "semantics must be one of timm, official, torchvision, hf"),
+        (dict(semantics="official", window_size=(8, 4)), "semantics='official' needs a square window"),
         (dict(pretrained_window_sizes=(8,)), "pretrained_window_sizes has 1 entries for 4 stages"),
         (dict(semantics="hf", window_size=(8, 4)), "semantics='hf' needs a square window"),
         (

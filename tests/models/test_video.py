@@ -29,6 +29,7 @@ from strategies_video import (
 import swinref
 from swinref import video
 from swinref.core.backend import to_numpy
+from swinref.models import video_layouts
 from swinref.models.v1 import patch_merging as patch_merging_2d
 from swinref.models.video_inflate import inflate_2d
 
@@ -647,7 +648,7 @@ def _released_state_dict(cfg, seed=0):
 
 def test_released_state_dict_converts_and_runs():
     sd = _released_state_dict(_TINY)
-    params = video.convert_state_dict(sd, _TINY)
+    params = video_layouts.convert_state_dict(sd, _TINY)
     assert list(params) == list(video.param_shapes(_TINY)), "converted names in param_shapes order"
     for name, value in params.items():
         _assert_equal(value, sd[name].numpy(), name)
@@ -666,4 +667,4 @@ def test_state_dict_problems_are_listed_together():
         r"unexpected \(1\):\n    backbone.extra.weight.*"
         r"blocks.0.attn.relative_position_index: stored index differs",
     ):
-        video.convert_state_dict(sd, _TINY)
+        video_layouts.convert_state_dict(sd, _TINY)

@@ -6,6 +6,7 @@ exit codes."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -19,9 +20,7 @@ from swinref.cli import main  # noqa: E402
 from swinref.tools.crosscheck import (  # noqa: E402
     FAMILY_IMPLS,
     TOLERANCE,
-    build_impl,
     crosscheck,
-    torchvision_video_to_official,
 )
 
 pytestmark = pytest.mark.crosscheck
@@ -63,17 +62,24 @@ def test_v2_wrong_semantics_fails_and_names_the_right_one():
     assert report.cause == "matches with semantics=torchvision", report.cause
 
 
-def test_video_matches_torchvision_on_a_padded_clip():
-    report = crosscheck("torchvision", VIDEO_SMALL, input_size=CLIP)
-    assert report.family == "video" and report.input_size == CLIP
+# 6x40x56 and 9x36x52 are 3x10x14 and 5x9x13 tokens (T padded from 9 to 10 by the patch
+# embedding): longer than the time window 2, and padded in T, H and W by every block
+@pytest.mark.parametrize("clip", [CLIP, (9, 36, 52)], ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("impl", FAMILY_IMPLS["video"])
+def test_video_matches_each_implementation_on_padded_clips(impl, clip):
+    if impl == "mmaction2" and importlib.util.find_spec("mmaction") is None:
+        pytest.skip("mmaction2 is not installed (the video-crosscheck extra)")
+    report = crosscheck(impl, VIDEO_SMALL, input_size=clip)
+    assert report.family == "video" and report.input_size == clip
     names = {r.name for r in report.rows if r.dtype == "float64"}
     want = _stage_names("backbone.", VIDEO_SMALL["depths"]) | {
         "backbone.patch_embed",
         "backbone.layers.0.downsample",
         "backbone.norm",
         "pre_logits",
-        "logits",
     }
+    if impl == "torchvision":  # mmaction2's SwinTransformer3D has no head
+        want.add("logits")
     assert want <= names, f"compared layers miss {sorted(want - names)}"
     for dtype, tol in TOLERANCE.items():
         worst = max((r for r in report.rows if r.dtype == dtype), key=lambda r: r.max_abs)
@@ -81,21 +87,8 @@ def test_video_matches_torchvision_on_a_padded_clip():
     assert report.passed, report.summary()
 
 
-def test_video_name_map_covers_torchvision_state_dict():
-    """Every torchvision parameter lands on a swinref name; only the index buffers are dropped."""
-    from swinref.models import registry
-
-    cfg = registry.config_from(VIDEO_SMALL)
-    sd = build_impl("torchvision", cfg).state_dict()
-    mapped = torchvision_video_to_official(sd)
-    assert set(mapped) == set(registry.param_shapes(cfg)), sorted(
-        set(mapped) ^ set(registry.param_shapes(cfg))
-    )
-    assert len(sd) - len(mapped) == sum(VIDEO_SMALL["depths"])  # one relative_position_index per block
-
-
 def test_impl_not_available_for_family():
-    with pytest.raises(ValueError, match="Video Swin Transformer supports: torchvision"):
+    with pytest.raises(ValueError, match="Video Swin Transformer supports: torchvision, mmaction2"):
         crosscheck("timm", VIDEO_SMALL, input_size=CLIP)
     with pytest.raises(ValueError, match="supports: timm, torchvision, hf$"):
         crosscheck("hf_backbone", V2_PADDED)
@@ -114,6 +107,6 @@ def test_cli_exit_codes(capsys):
     capsys.readouterr()
     assert main(["crosscheck", "timm", vid, "--input-size", "6x40x56"]) == 2
     err = capsys.readouterr().err
-    assert "supports: torchvision" in err and len(err.strip().splitlines()) == 1, err
+    assert "supports: torchvision, mmaction2" in err and len(err.strip().splitlines()) == 1, err
     assert main(["crosscheck", "torchvision", vid, "--input-size", "40x56"]) == 2
     assert "TxHxW" in capsys.readouterr().err
