@@ -252,6 +252,10 @@ def map_blocks(
         with np.errstate(**errors):
             out[start : start + step] = fn(flat[start : start + step])
 
+    def run_share(share: range) -> None:
+        for start in share:
+            run(start)
+
     starts = range(0, n, step)
     threads = min(worker_threads() if threads is None else threads, len(starts))
     if threads == 1:
@@ -262,9 +266,8 @@ def map_blocks(
     if pool is None:  # threads - 1 workers: the calling thread takes a share too
         pool = _POOL[threads] = ThreadPoolExecutor(threads - 1, thread_name_prefix="swinref")
     shares = [starts[i::threads] for i in range(threads)]
-    futures = [pool.submit(lambda share=share: [run(s) for s in share]) for share in shares[1:]]
-    for start in shares[0]:
-        run(start)
+    futures = [pool.submit(run_share, share) for share in shares[1:]]
+    run_share(shares[0])
     for future in futures:
         future.result()  # re-raises a block's error
     return out.reshape(x.shape)

@@ -11,13 +11,19 @@ The standard has no ``erf``. :func:`erf` and :func:`erfc` use two forms:
 
 The layout follows fdlibm's ``s_erf.c`` (Sun Microsystems); the polynomials are our own Chebyshev
 fits made with mpmath (``python benchmarks/erf_accuracy.py --fit`` re-derives the tables).
-Measured accuracy, relative to the true value (mpmath at 50 digits, 200,000 random points plus a
-dense grid, numpy and torch; ``python benchmarks/erf_accuracy.py`` prints the table): float64
-erf <= 0.96 ULP on [-6, 6], erfc <= 2.9 ULP on [-6, 26]. In float32, erf <= 1.1 ULP on [-4, 4]
-and erfc <= 2.5 ULP on [-4, 9] with torch, 4.3 ULP with numpy, whose float32 ``exp`` is itself
-off by up to 2.4 ULP. GELU (float64) is within 1.5 ULP for x >= 0; for x < 0 the rounding of
-x / sqrt(2) is amplified about x**2 times (14 ULP at x = -3, 93 at x = -8, where GELU is
+Measured accuracy, relative to the true value, with ``python benchmarks/erf_accuracy.py`` (mpmath at
+50 digits; per row 40,000 points: a grid of 20,000 and 20,000 uniform random ones, seed 0; NumPy,
+and ``--backend torch``): float64 erf <= 0.88 ULP on [-6, 6] and erfc <= 2.72 ULP on [-6, 26]
+(2.89 with torch, whose ``exp`` rounds differently). In float32, erf <= 1.08 ULP on [-4, 4] and
+erfc <= 4.28 ULP on [-4, 9] with NumPy, whose float32 ``exp`` is itself off by up to 2.4 ULP
+(torch: 0.93 and 2.51). GELU (float64) is within 1.47 ULP for x >= 0; for x < 0 the rounding of
+x / sqrt(2) is amplified about x**2 times (14.9 ULP near x = -2.8, 93 near x = -8, where GELU is
 -5e-15), the same term as in PyTorch's own formula.
+
+On NumPy, :func:`erfc`, :func:`gelu`, :func:`layer_norm` and :func:`softmax` run on cache-sized
+blocks in a thread pool (:func:`swinref.core.backend.map_blocks`), and erfc evaluates each element's
+own form only (:func:`erfc_by_region`); the results are bit for bit those of the whole-array
+definitions, which every other library runs (tests/core/test_blocks.py).
 """
 
 from __future__ import annotations
