@@ -197,6 +197,8 @@ def like(x: Any, value: Any):
 BLOCK_ELEMENTS = 65536
 
 _POOL: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's pool threads
+    os.register_at_fork(after_in_child=_POOL.clear)
 
 
 def worker_threads() -> int:

@@ -9,6 +9,8 @@ to a few float64 rounding errors.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -148,3 +150,17 @@ def test_image_blocks_match_the_whole_batch(monkeypatch):
     want = layers._mlp(p, tokens, xp=XP)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-14 * np.abs(want).max())
     assert _same_bits(layers.mlp(p, tokens[:1], xp=XP), layers._mlp(p, tokens[:1], xp=XP))
+
+
+def test_a_forked_child_gets_its_own_pool(monkeypatch):
+    """A pool made before a fork has no threads in the child: the child must start its own."""
+    monkeypatch.setattr(backend, "BLOCK_ELEMENTS", 10)
+    monkeypatch.setenv("SWINREF_NUM_THREADS", "2")
+    x = np.arange(100.0)
+    backend.map_blocks(lambda b: b * 2.0, x)  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # child: exit 0 only if the blocks run (a dead pool would hang until the timeout)
+        ok = np.array_equal(backend.map_blocks(lambda b: b * 2.0, x), x * 2.0)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "map_blocks in a forked child failed"
