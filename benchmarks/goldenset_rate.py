@@ -11,6 +11,12 @@ the rate); the run's wall time, which includes sending the weights to the worker
 decoding the files and writing the shards; and the 1-minute load average after the run (a load
 above the worker count means other processes competed for the cores). The stores of all worker
 counts must have identical shard digests; the script says whether they do.
+
+The peer: timm's model in float64 eval mode, batch ``--timm-batch`` (default 8),
+``--timm-threads`` torch threads, same seeded weights, random input; its
+images/s is the median of 5 timed batches after 2 warm-up ones, and every worker count's rate is
+printed as a ratio to it. ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` are removed from this
+script's environment (and so its workers') before NumPy is imported.
 """
 
 from __future__ import annotations
@@ -27,7 +33,11 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--timm-batch", type=int, default=8)
+    ap.add_argument("--timm-threads", type=int, default=min(2, os.cpu_count() or 1))
     args = ap.parse_args()
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # old-kernel settings: this run only
+        os.environ.pop(var, None)
 
     import numpy as np
     from PIL import Image
@@ -53,6 +63,7 @@ def main() -> None:
             f"{'workers':>7} {'start-up s':>10} {'run s':>8} {'images/s':>9} {'load avg (1 min) after':>23}"
         )
         digests = {}
+        rates: dict[int, float] = {}
         for n in args.workers:
             t0 = time.perf_counter()
             client = connect(workers=n)
@@ -74,12 +85,41 @@ def main() -> None:
                 cluster.close()
             digests[n] = {k: r["sha256"] for k, r in open_store(out).shards.items()}
             # the load average shows whether other processes competed for the cores during the run
+            rates[n] = report.rate
             print(
                 f"{n:>7} {started:>10.1f} {report.seconds:>8.1f} {report.rate:>9.3f} "
                 f"{os.getloadavg()[0]:>23.2f}"
             )
         same = all(d == digests[args.workers[0]] for d in digests.values())
         print("shard digests identical across worker counts:", same)
+    peer = timm_rate(args.model, params, args.timm_batch, args.timm_threads)
+    print(
+        f"timm float64, batch {args.timm_batch}, {args.timm_threads} threads: {peer:.2f} images/s "
+        f"(load avg {os.getloadavg()[0]:.2f})"
+    )
+    for n, rate in rates.items():
+        print(f"swinref golden set, {n} worker(s) / timm: {rate / peer:.2f}x the throughput")
+
+
+def timm_rate(model: str, params, batch: int, threads: int) -> float:
+    """Images per second of timm's model in float64 eval mode (median of 5 batches)."""
+    import numpy as np
+    import timm
+    import torch
+
+    names = {"swin_t": "swin_tiny_patch4_window7_224", "swin_s": "swin_small_patch4_window7_224"}
+    torch.set_num_threads(threads)
+    net = timm.create_model(names.get(model, model), pretrained=False).eval().double()
+    net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in params.items()}, strict=True)
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, 3, 224, 224)))
+    times = []
+    with torch.inference_mode():
+        for i in range(7):
+            t0 = time.perf_counter()
+            net(x)
+            if i >= 2:
+                times.append(time.perf_counter() - t0)
+    return batch / float(np.median(times))
 
 
 if __name__ == "__main__":

@@ -49,9 +49,45 @@ def patch_embed(p: Mapping[str, Any], x, *, patch_size: int | Sequence[int], pat
     return x
 
 
+#: Tokens per block of the MLP and the window attention on NumPy, in whole images (at least
+#: one): the hidden and qkv blocks stay small and no activation-sized hidden array is made.
+BLOCK_TOKENS = 4096
+
+
+def by_images(fn, x, tokens_per_image: int, *, xp):
+    """``fn`` on blocks of whole images of x, whose leading axis counts ``images * k`` rows.
+
+    x: (R, ...) with R * prod(rest) = images * tokens_per_image * C; fn maps (r, ...) to
+    (r, ...) row by row within an image. On NumPy the images go through in blocks of about
+    :data:`BLOCK_TOKENS` tokens (one image at least) so the per-image intermediates stay small;
+    elsewhere fn gets x whole. A batch of one image is always one block.
+    """
+    if not backend.is_numpy(xp) or x.ndim < 2 or x.size == 0:
+        return fn(x)
+    shape = x.shape
+    per_image = tokens_per_image * shape[-1]
+    images = xp.reshape(x, (-1, per_image))  # (B, one image's elements)
+    out = backend.map_blocks(
+        lambda rows: xp.reshape(fn(xp.reshape(rows, (-1, *shape[1:]))), (-1, per_image)),
+        images,
+        row=per_image,
+        block=max(BLOCK_TOKENS // tokens_per_image, 1) * per_image,
+        threads=1,  # fn calls BLAS, which has threads of its own
+    )
+    return xp.reshape(out, shape)
+
+
 def mlp(p: Mapping[str, Any], x, *, xp):
-    """fc1 -> exact GELU -> fc2. x: (..., C); returns (..., C)."""
-    h = gelu(linear(x, p["fc1.weight"], p["fc1.bias"], xp=xp), xp=xp)  # (..., r*C)
+    """fc1 -> exact GELU -> fc2. x: (B, ..., C); returns (B, ..., C).
+
+    On NumPy in blocks of whole images (:func:`by_images`): no activation-sized hidden array.
+    """
+    tokens = math.prod(x.shape[1:-1]) if x.ndim > 2 else 1
+    return by_images(lambda rows: _mlp(p, rows, xp=xp), x, tokens, xp=xp)
+
+
+def _mlp(p: Mapping[str, Any], x, *, xp):
+    h = gelu(linear(x, p["fc1.weight"], p["fc1.bias"], xp=xp), xp=xp, overwrite=True)  # (..., r*C)
     return linear(h, p["fc2.weight"], p["fc2.bias"], xp=xp)
 
 
@@ -132,18 +168,38 @@ def window_attention(p: Mapping[str, Any], x, *, num_heads: int, bias, mask=None
     x: (B*nW, N, C); bias: (nH, N, N); mask: None or (nW, N, N). p: ``qkv.weight`` (3C, C),
     ``qkv.bias`` (3C,) or absent, ``proj.weight`` (C, C), ``proj.bias``. Returns (B*nW, N, C).
     """
-    C = x.shape[-1]
-    d = C // num_heads
+    B_, N, C = x.shape
+    nW = 1 if mask is None else mask.shape[0]  # windows per image, when the mask says
+
+    def attend(windows):  # (k*nW, N, C), whole images
+        out = _attend(p, windows, num_heads=num_heads, bias=bias, mask=mask, xp=xp)  # (k*nW, N, C)
+        return linear(out, p["proj.weight"], p["proj.bias"], xp=xp)
+
+    return by_images(attend, x, nW * N, xp=xp)
+
+
+def _attend(p: Mapping[str, Any], x, *, num_heads: int, bias, mask, xp):
+    """softmax(q k^T + bias + mask) v with heads merged back, (B_, N, C). A function of its own so
+    that qkv and the logits are freed before the output projection."""
+    B_, N, C = x.shape
+    nH = num_heads
+    d = C // nH
     qkv = linear(x, p["qkv.weight"], p["qkv.bias"] if "qkv.bias" in p else None, xp=xp)  # (B_, N, 3C)
     q, k, v = split_heads(qkv, num_heads, xp=xp)  # (B_, nH, N, d) each
-    q = q * d**-0.5  # the official code scales q, not the logits
+    # in place, on the fresh qkv product or the fresh logits (libraries without in-place
+    # operators rebind): the same rounding as ``q * scale`` and ``attn + bias``, without copies
+    q *= d**-0.5  # the official code scales q, not the logits
     attn = xp.matmul(q, xp.matrix_transpose(k))  # (B_, nH, N, N)
-    attn = attn + bias
+    attn += bias
     if mask is not None:
-        attn = add_window_mask(attn, mask, xp=xp)
-    attn = softmax(attn, axis=-1, xp=xp)
-    out = merge_heads(xp.matmul(attn, v), xp=xp)  # (B_, N, C)
-    return linear(out, p["proj.weight"], p["proj.bias"], xp=xp)
+        nW = mask.shape[0]
+        attn = xp.reshape(attn, (B_ // nW, nW, nH, N, N))
+        attn += mask[None, :, None, :, :]  # per window, over batch and heads
+        attn = xp.reshape(attn, (B_, nH, N, N))
+    attn = softmax(attn, axis=-1, xp=xp, overwrite=True)
+    out = xp.matmul(attn, v)  # (B_, nH, N, d)
+    del qkv, q, k, v, attn  # free them before the heads are merged (a copy)
+    return merge_heads(out, xp=xp)  # (B_, N, C)
 
 
 def space_to_depth(x, *, xp):

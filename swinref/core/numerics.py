@@ -11,18 +11,26 @@ The standard has no ``erf``. :func:`erf` and :func:`erfc` use two forms:
 
 The layout follows fdlibm's ``s_erf.c`` (Sun Microsystems); the polynomials are our own Chebyshev
 fits made with mpmath (``python benchmarks/erf_accuracy.py --fit`` re-derives the tables).
-Measured accuracy, relative to the true value (mpmath at 50 digits, 200,000 random points plus a
-dense grid, numpy and torch; ``python benchmarks/erf_accuracy.py`` prints the table): float64
-erf <= 0.96 ULP on [-6, 6], erfc <= 2.9 ULP on [-6, 26]. In float32, erf <= 1.1 ULP on [-4, 4]
-and erfc <= 2.5 ULP on [-4, 9] with torch, 4.3 ULP with numpy, whose float32 ``exp`` is itself
-off by up to 2.4 ULP. GELU (float64) is within 1.5 ULP for x >= 0; for x < 0 the rounding of
-x / sqrt(2) is amplified about x**2 times (14 ULP at x = -3, 93 at x = -8, where GELU is
+Measured accuracy, relative to the true value, with ``python benchmarks/erf_accuracy.py`` (mpmath at
+50 digits; per row 40,000 points: a grid of 20,000 and 20,000 uniform random ones, seed 0; NumPy,
+and ``--backend torch``): float64 erf <= 0.88 ULP on [-6, 6] and erfc <= 2.72 ULP on [-6, 26]
+(2.89 with torch, whose ``exp`` rounds differently). In float32, erf <= 1.08 ULP on [-4, 4] and
+erfc <= 4.28 ULP on [-4, 9] with NumPy, whose float32 ``exp`` is itself off by up to 2.4 ULP
+(torch: 0.93 and 2.51). GELU (float64) is within 1.47 ULP for x >= 0; for x < 0 the rounding of
+x / sqrt(2) is amplified about x**2 times (14.9 ULP near x = -2.8, 93 near x = -8, where GELU is
 -5e-15), the same term as in PyTorch's own formula.
+
+On NumPy, :func:`erfc`, :func:`gelu`, :func:`layer_norm` and :func:`softmax` run on cache-sized
+blocks in a thread pool (:func:`swinref.core.backend.map_blocks`), and erfc evaluates each element's
+own form only (:func:`erfc_by_region`); the results are bit for bit those of the whole-array
+definitions, which every other library runs (tests/core/test_blocks.py).
 """
 
 from __future__ import annotations
 
 import math
+
+from . import backend
 
 LN_EPS = 1e-5  # every LayerNorm of every Swin family and port (PyTorch's default)
 
@@ -107,10 +115,15 @@ _TAIL_FAR = (
 
 
 def _poly(u, coeffs):
-    """Horner evaluation, coefficients highest power first."""
+    """Horner evaluation, coefficients highest power first.
+
+    In place on a fresh accumulator (one allocation, not two per term); a library without
+    in-place operators (JAX) falls back to ``acc = acc * u`` with the same rounding.
+    """
     acc = coeffs[0] * u + coeffs[1]
     for c in coeffs[2:]:
-        acc = acc * u + c
+        acc *= u
+        acc += c
     return acc
 
 
@@ -155,7 +168,20 @@ def erf(x, *, xp):
 def erfc(x, *, xp):
     """Complementary error function 1 - erf(x), accurate in relative terms for large positive x.
 
-    x: any shape, float32 or float64; returns x's shape and dtype.
+    x: any shape, float32 or float64; returns x's shape and dtype. On NumPy this runs
+    :func:`erfc_by_region` over cache-sized blocks (in a thread pool, see
+    :func:`swinref.core.backend.map_blocks`); every other library runs :func:`erfc_portable`.
+    Both give the same bits (tests/core/test_numerics.py checks it).
+    """
+    if backend.is_numpy(xp):
+        return backend.map_blocks(lambda block: erfc_by_region(block, xp=xp), x)
+    return erfc_portable(x, xp=xp)
+
+
+def erfc_portable(x, *, xp):
+    """:func:`erfc` by evaluating every form on every element and selecting with ``where``.
+
+    The definition of the result: no data-dependent shapes, so it also runs under ``jax.jit``.
     """
     a = xp.abs(x)
     xs, corr = _erf_small_parts(x, xp=xp)
@@ -165,33 +191,91 @@ def erfc(x, *, xp):
     return xp.where(a < _SMALL_LIMIT, small, xp.where(x < 0, 2.0 - tail, tail))
 
 
+def erfc_by_region(x, *, xp):
+    """:func:`erfc_portable` with each element evaluated through its own form only.
+
+    The small-argument form (12 terms) is evaluated on every element; the tail elements
+    (|x| >= 0.84375, few in a network's activations) are then gathered with a boolean mask,
+    each region (below and above 2, negative) goes through exactly the operations the portable
+    form applies to it, and the results are scattered back: the same bits without evaluating both
+    tail polynomials (20 and 24 terms) and two exps on every element. Needs boolean-mask
+    indexing with data-dependent shapes (NumPy, not ``jax.jit``). x: 1-D, float32 or float64;
+    returns a new array of x's shape and dtype.
+    """
+    a = xp.abs(x)
+    # the small-argument form over the whole block (cheap, and most GELU inputs are there); the
+    # clip keeps tail elements finite until they are overwritten below
+    xs, corr = _erf_small_parts(x, xp=xp)
+    out = xp.where(x < 0.25, 1.0 - (xs + corr), 0.5 - ((xs - 0.5) + corr))
+    tail = ~(a < _SMALL_LIMIT)  # NaN lands here and stays NaN, as in the portable form
+    if xp.any(tail):
+        ta = xp.clip(a[tail], _SMALL_LIMIT, _TAIL_LIMIT)
+        t = 1.0 / ta
+        r = xp.empty_like(ta)
+        near = ta < _TAIL_SPLIT
+        for which, (centre, coeffs) in ((near, _TAIL_NEAR), (~near, _TAIL_FAR)):
+            if xp.any(which):
+                r[which] = _poly(t[which] - centre, coeffs)
+        value = _exp_neg_square_shifted(ta, r, xp=xp) / ta
+        negative = x[tail] < 0
+        value[negative] = 2.0 - value[negative]
+        out[tail] = value
+    return out
+
+
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
-def gelu(x, *, xp):
+def gelu(x, *, xp, overwrite: bool = False):
     """Exact (erf-based) GELU, ``0.5 * x * (1 + erf(x / sqrt(2)))`` (PyTorch ``nn.GELU()``).
 
     Written as ``0.5 * x * erfc(-x / sqrt(2))``: the same function without the cancellation of
-    ``1 + erf`` for negative x. x: any shape; returns x's shape and dtype.
+    ``1 + erf`` for negative x. x: any shape; returns x's shape and dtype. ``overwrite=True``
+    says x is an intermediate the caller never reads again: on NumPy the result is then written
+    over it (no second activation-sized array); x is never changed otherwise.
     """
-    return 0.5 * x * erfc(-x * _INV_SQRT2, xp=xp)
+    if backend.is_numpy(xp):  # erfc and the products block by block, while the block is in cache
+        return backend.map_blocks(
+            lambda b: 0.5 * b * erfc_by_region(-b * _INV_SQRT2, xp=xp), x, in_place=overwrite
+        )
+    return 0.5 * x * erfc_portable(-x * _INV_SQRT2, xp=xp)
 
 
 def layer_norm(x, weight, bias, *, eps: float = 1e-5, xp):
     """LayerNorm over the last axis with biased variance (PyTorch ``nn.LayerNorm``).
 
-    x: (..., C); weight, bias: (C,). Returns (..., C).
+    x: (..., C); weight, bias: (C,). Returns (..., C). On NumPy it runs on blocks of rows
+    (:func:`swinref.core.backend.map_blocks`): the same arithmetic per row, so the same bits.
     """
+    if backend.is_numpy(xp) and x.ndim >= 1 and x.shape[-1] > 0:
+        return backend.map_blocks(
+            lambda rows: _layer_norm(rows, weight, bias, eps=eps, xp=xp), x, row=x.shape[-1]
+        )
+    return _layer_norm(x, weight, bias, eps=eps, xp=xp)
+
+
+def _layer_norm(x, weight, bias, *, eps: float, xp):
     mean = xp.mean(x, axis=-1, keepdims=True)
     centred = x - mean
     var = xp.mean(centred * centred, axis=-1, keepdims=True)
     return centred / xp.sqrt(var + eps) * weight + bias
 
 
-def softmax(x, *, axis: int = -1, xp):
-    """Softmax along ``axis``, max-subtracted. Returns x's shape."""
-    shifted = x - xp.max(x, axis=axis, keepdims=True)
-    e = xp.exp(shifted)
+def softmax(x, *, axis: int = -1, xp, overwrite: bool = False):
+    """Softmax along ``axis``, max-subtracted. Returns x's shape.
+
+    On NumPy, for the last axis, it runs on blocks of rows (the same bits); ``overwrite=True``
+    says x is an intermediate the caller never reads again, and the result is written over it.
+    """
+    if backend.is_numpy(xp) and x.ndim >= 1 and axis in (-1, x.ndim - 1) and x.shape[-1] > 0:
+        return backend.map_blocks(
+            lambda rows: _softmax(rows, axis=-1, xp=xp), x, in_place=overwrite, row=x.shape[-1]
+        )
+    return _softmax(x, axis=axis, xp=xp)
+
+
+def _softmax(x, *, axis: int, xp):
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
@@ -204,4 +288,6 @@ def linear(x, weight, bias=None, *, xp):
     *lead, Cin = x.shape
     y = xp.matmul(xp.reshape(x, (-1, Cin)), xp.matrix_transpose(weight))  # (prod(lead), Cout)
     y = xp.reshape(y, (*lead, weight.shape[0]))  # (..., Cout)
-    return y if bias is None else y + bias
+    if bias is not None:
+        y += bias  # in place on the fresh product (libraries without in-place ops rebind)
+    return y

@@ -207,10 +207,12 @@ def shifted_window_apply(
         h = pad_end(cyclic_shift(x, back, xp=xp), pads, xp=xp)  # (B, *padded, C)
     else:  # the others pad, then roll the padded grid
         h = cyclic_shift(pad_end(x, pads, xp=xp), back, xp=xp)  # (B, *padded, C)
+    del x  # only the shifted copy is needed from here; a caller that passed x in frees it now
     padded = tuple(h.shape[1:-1])
     mask = mask_for(padded) if any(shift) else None
-    windows = attend(window_partition(h, window, xp=xp), mask)  # (B*nW, N, C)
-    h = window_reverse(windows, window, *padded, xp=xp)  # (B, *padded, C)
+    h = window_partition(h, window, xp=xp)  # (B*nW, N, C)
+    h = attend(h, mask)  # (B*nW, N, C)
+    h = window_reverse(h, window, *padded, xp=xp)  # (B, *padded, C)
     crop = (slice(None), *(slice(0, s) for s in S), slice(None))
     if roll_first:
         return cyclic_shift(h[crop], shift, xp=xp)  # (B, *S, C)

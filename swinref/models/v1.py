@@ -246,14 +246,20 @@ def swin_block(
             Scope(p, "attn"), windows, num_heads=num_heads, window=window, mask=mask, xp=xp
         )
 
-    h = layer_norm(x, p["norm1.weight"], p["norm1.bias"], eps=LN_EPS, xp=xp)
     h = shifted_window_apply(
-        h, window, shift, attend, roll_first=roll_first, mask_for=mask_for(x, window, shift), xp=xp
-    )  # (B, H, W, C)
-    x = x + h
-    return x + mlp(
-        Scope(p, "mlp"), layer_norm(x, p["norm2.weight"], p["norm2.bias"], eps=LN_EPS, xp=xp), xp=xp
-    )
+        layer_norm(x, p["norm1.weight"], p["norm1.bias"], eps=LN_EPS, xp=xp),  # freed once rolled
+        window,
+        shift,
+        attend,
+        roll_first=roll_first,
+        mask_for=mask_for(x, window, shift),
+        xp=xp,
+    )  # (B, H, W, C), a fresh array
+    h += x  # x + h in place (libraries without in-place operators rebind): one array fewer
+    x = h
+    out = mlp(Scope(p, "mlp"), layer_norm(x, p["norm2.weight"], p["norm2.bias"], eps=LN_EPS, xp=xp), xp=xp)
+    out += x  # x + mlp(...), in place on the fresh MLP output
+    return out
 
 
 def patch_merging(p: Mapping[str, Any], x, *, pad_odd: bool = True, xp):
@@ -376,18 +382,26 @@ def _check_table(
 
 
 def encode(
-    params: Mapping[str, Any], x, cfg: SwinConfig, *, inter: dict[str, Any], last_stage: int | None = None, xp
+    params: Mapping[str, Any],
+    x,
+    cfg: SwinConfig,
+    *,
+    inter: dict[str, Any] | None,
+    last_stage: int | None = None,
+    xp,
 ):
     """Patch embedding and stages 0..last_stage; fills ``inter`` and returns the last stage output.
 
-    x: (B, Cin, H, W) already checked. Returns (B, h, w, C_last).
+    x: (B, Cin, H, W) already checked. ``inter=None`` keeps no intermediates (each block's input is
+    then freed as soon as the next block has run). Returns (B, h, w, C_last).
     """
     x = prepare_image(x, cfg, xp=xp)
     P = cfg.patch_size
     h = patch_embed(
         Scope(params, "patch_embed"), x, patch_size=(P, P), patch_norm=cfg.patch_norm, xp=xp
     )  # (B, H/4, W/4, C)
-    inter["patch_embed"] = h
+    if inter is not None:
+        inter["patch_embed"] = h
     last = cfg.num_stages - 1 if last_stage is None else last_stage
     for i in range(last + 1):
         h = run_stage(params, h, cfg, i, inter=inter, xp=xp)
@@ -402,11 +416,11 @@ def run_stage(
     params: names as in the whole model (``layers.{stage}.*``); x: (B, h, w, C) the previous stage's
     output (for stage 0, the patch embedding's). Fills ``inter`` when given. Returns (B, h', w', C').
     """
-    inter = {} if inter is None else inter
+    keep = (lambda name, value: inter.__setitem__(name, value)) if inter is not None else (lambda *_: None)
     name = f"layers.{stage}"
     if stage > 0:  # timm keeps the merge at the start of the next stage (official: end of stage)
         x = patch_merging(Scope(params, f"{name}.downsample"), x, pad_odd=cfg.semantics != "official", xp=xp)
-        inter[f"{name}.downsample"] = x
+        keep(f"{name}.downsample", x)
     resolution = (x.shape[1], x.shape[2])
     for j in range(cfg.depths[stage]):
         block = f"{name}.blocks.{j}"
@@ -422,8 +436,8 @@ def run_stage(
             pad=cfg.semantics != "official",
             xp=xp,
         )
-        inter[block] = x
-    inter[name] = x
+        keep(block, x)
+    keep(name, x)
     return x
 
 
@@ -444,7 +458,7 @@ def forward(params: Mapping[str, Any], x, cfg: SwinConfig, *, return_intermediat
     check_params(params, x, cfg)
     xp = backend.namespace(x)
     inter: dict[str, Any] = {}
-    h = encode(params, x, cfg, inter=inter, xp=xp)
+    h = encode(params, x, cfg, inter=inter if return_intermediates else None, xp=xp)
     h = layer_norm(h, params["norm.weight"], params["norm.bias"], eps=LN_EPS, xp=xp)
     inter["norm"] = h
     pooled, logits = head(params, h, xp=xp)

@@ -301,7 +301,8 @@ def mlp_block_(p: str, params: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
     n1w, n1b = params[f"{p}.norm2.weight"], params[f"{p}.norm2.bias"]
     for start in range(0, t.shape[0], MLP_ROWS):
         rows = t[start : start + MLP_ROWS]
-        hidden = gelu_(linear(layer_norm(rows, n1w, n1b), w1, b1))  # (rows, 4C)
+        # GELU in place, on blocks shared by the threads of swinref.core.backend.map_blocks
+        hidden = backend.map_blocks(gelu_, linear(layer_norm(rows, n1w, n1b), w1, b1), in_place=True)
         rows += linear(hidden, w2, b2)
     return x
 
