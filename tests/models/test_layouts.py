@@ -299,10 +299,13 @@ def official_misfit(cfg: swinref.SwinConfig) -> str | None:
         return "one int window_size"
     M = cfg.window[0]
     H, W = (s // cfg.patch_size for s in cfg.image_hw)
-    for i in range(len(cfg.depths)):
-        if i and (H % 2 or W % 2):
+    grids = [(H, W)]
+    for _ in cfg.depths[1:]:
+        if H % 2 or W % 2:  # the official model cannot run at all: the cause named first
             return "odd"
-        H, W = (H // 2, W // 2) if i else (H, W)
+        H, W = H // 2, W // 2
+        grids.append((H, W))
+    for i, (H, W) in enumerate(grids):
         side = min(H, W) if min(H, W) <= M else M
         table = (2 * side - 1) ** 2
         if swinref.param_shapes(cfg)[f"layers.{i}.blocks.0.attn.relative_position_bias_table"][0] != table:
