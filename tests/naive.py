@@ -273,3 +273,19 @@ def patch_embed(p, prefix, x, patch, *, norm: bool):
     if norm:
         out = layer_norm(out, p[f"{prefix}norm.weight"], p[f"{prefix}norm.bias"])
     return out
+
+
+class Matcher:
+    """Checks named intermediates against definitions within ``atol`` and keeps the largest
+    difference seen (the figure the forward properties report)."""
+
+    def __init__(self, inter, atol: float, label: str = ""):
+        self.inter, self.atol, self.label, self.worst = inter, atol, label, 0.0
+
+    def same(self, name: str, expected) -> None:
+        got = self.inter[name]
+        assert got.shape == expected.shape, f"{name}: shape {got.shape}, expected {expected.shape}"
+        diff = float(np.max(np.abs(got - expected)))
+        self.worst = max(self.worst, diff)
+        where = f" ({self.label})" if self.label else ""
+        assert diff <= self.atol, f"{name}{where}: max |swinref - definition| = {diff:.3e} > {self.atol}"

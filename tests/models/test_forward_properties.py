@@ -64,15 +64,8 @@ def run(cfg, params, x):
 def check_v1_forward(cfg: SwinConfig, params, x) -> float:
     """Recompute every intermediate from the previous one; returns the largest difference seen."""
     inter = run(cfg, params, x)
-    worst = 0.0
-
-    def same(name, expected):
-        nonlocal worst
-        got = inter[name]
-        assert got.shape == expected.shape, f"{name}: shape {got.shape}, expected {expected.shape}"
-        diff = float(np.max(np.abs(got - expected)))
-        worst = max(worst, diff)
-        assert diff <= ATOL, f"{name} ({cfg.semantics}): max |swinref - definition| = {diff:.3e} > {ATOL}"
+    match = naive.Matcher(inter, ATOL, cfg.semantics)
+    same = match.same
 
     P = cfg.patch_size
     same("patch_embed", naive.patch_embed(params, "patch_embed.", x, (P, P), norm=cfg.patch_norm))
@@ -102,7 +95,7 @@ def check_v1_forward(cfg: SwinConfig, params, x) -> float:
     pooled = inter["norm"].mean(axis=(1, 2))
     same("pre_logits", pooled)
     same("logits", pooled @ params["head.fc.weight"].T + params["head.fc.bias"])
-    return worst
+    return match.worst
 
 
 BASE = dict(patch_size=2, embed_dim=6, num_heads=(1, 2, 2), depths=(2, 2, 2), mlp_ratio=2.0, num_classes=5)

@@ -35,15 +35,8 @@ def video_geometry(full, grid, shifted: bool):
 def check_video_forward(cfg: video.VideoSwinConfig, params, x) -> float:
     _, inter = swinref.forward(swinref.to_namespace(params, np_xp), x, cfg, return_intermediates=True)
     inter = {k: np.asarray(v) for k, v in inter.items()}
-    worst = 0.0
-
-    def same(name, expected):
-        nonlocal worst
-        got = inter[name]
-        assert got.shape == expected.shape, f"{name}: shape {got.shape}, expected {expected.shape}"
-        diff = float(np.max(np.abs(got - expected)))
-        worst = max(worst, diff)
-        assert diff <= ATOL, f"{name}: max |swinref - definition| = {diff:.3e} > {ATOL}"
+    match = naive.Matcher(inter, ATOL)
+    same = match.same
 
     full = cfg.window_size
     same(
@@ -79,7 +72,7 @@ def check_video_forward(cfg: video.VideoSwinConfig, params, x) -> float:
     pooled = inter["backbone.norm"].mean(axis=(1, 2, 3))
     same("pre_logits", pooled)
     same("logits", pooled @ params["cls_head.fc_cls.weight"].T + params["cls_head.fc_cls.bias"])
-    return worst
+    return match.worst
 
 
 BASE = dict(patch_size=(2, 2, 2), embed_dim=6, depths=(2, 2), num_heads=(1, 2), mlp_ratio=2.0, num_classes=5)
