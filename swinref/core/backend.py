@@ -224,13 +224,14 @@ def worker_threads() -> int:
 
 
 def map_blocks(
-    fn: Callable[[np.ndarray], np.ndarray],
+    fn: Callable[..., Any],
     x: np.ndarray,
     *,
     in_place: bool = False,
     row: int | None = None,
     block: int | None = None,
     threads: int | None = None,
+    writes: bool = False,
 ) -> np.ndarray:
     """``fn`` applied to a NumPy array block by block, about :data:`BLOCK_ELEMENTS` at a time.
 
@@ -242,6 +243,8 @@ def map_blocks(
     :func:`worker_threads` threads, the calling thread included (NumPy releases the GIL inside its
     ufuncs). Returns a new array of x's shape; ``in_place=True`` writes the result over x instead,
     when x is a writeable C-contiguous array that the caller never reads again, and returns it.
+    ``writes=True``: ``fn(block, dest)`` writes its result into ``dest`` (which may be ``block``
+    itself when in place) instead of returning it, so no block-sized result is allocated.
     ``block`` (elements, default :data:`BLOCK_ELEMENTS`) and ``threads`` (default
     :func:`worker_threads`) override the defaults; ``threads=1`` for an ``fn`` that calls BLAS,
     which has threads of its own.
@@ -252,7 +255,7 @@ def map_blocks(
     flat = np.ascontiguousarray(x).reshape(-1) if row is None else np.ascontiguousarray(x).reshape(-1, row)
     step = max(1, (BLOCK_ELEMENTS if block is None else block) // (row or 1))
     n = flat.shape[0]
-    if n <= step and not own:
+    if n <= step and not own and not writes:
         return np.asarray(fn(flat)).reshape(x.shape)
     out = flat if own else np.empty_like(flat)
 
@@ -260,7 +263,10 @@ def map_blocks(
 
     def run(start: int) -> None:
         with np.errstate(**errors):
-            out[start : start + step] = fn(flat[start : start + step])
+            if writes:
+                fn(flat[start : start + step], out[start : start + step])
+            else:
+                out[start : start + step] = fn(flat[start : start + step])
 
     def run_share(share: range) -> None:
         for start in share:
@@ -268,7 +274,7 @@ def map_blocks(
 
     starts = range(0, n, step)
     threads = min(worker_threads() if threads is None else threads, len(starts))
-    if threads == 1:
+    if threads <= 1:
         for start in starts:
             run(start)
         return out.reshape(x.shape)

@@ -21,14 +21,18 @@ x / sqrt(2) is amplified about x**2 times (14.9 ULP near x = -2.8, 93 near x = -
 -5e-15), the same term as in PyTorch's own formula.
 
 On NumPy, :func:`erfc`, :func:`gelu`, :func:`layer_norm` and :func:`softmax` run on cache-sized
-blocks in a thread pool (:func:`swinref.core.backend.map_blocks`), and erfc evaluates each element's
-own form only (:func:`erfc_by_region`); the results are bit for bit those of the whole-array
-definitions, which every other library runs (tests/core/test_blocks.py).
+blocks in a thread pool (:func:`swinref.core.backend.map_blocks`) through the NumPy kernels at the
+end of this module: erfc evaluates each element's own form only, and every block-sized temporary
+lives in per-thread work arrays. The results are bit for bit those of the whole-array definitions,
+which every other library runs (tests/core/test_blocks.py).
 """
 
 from __future__ import annotations
 
 import math
+import threading
+
+import numpy as np
 
 from . import backend
 
@@ -168,13 +172,13 @@ def erf(x, *, xp):
 def erfc(x, *, xp):
     """Complementary error function 1 - erf(x), accurate in relative terms for large positive x.
 
-    x: any shape, float32 or float64; returns x's shape and dtype. On NumPy this runs
-    :func:`erfc_by_region` over cache-sized blocks (in a thread pool, see
-    :func:`swinref.core.backend.map_blocks`); every other library runs :func:`erfc_portable`.
-    Both give the same bits (tests/core/test_numerics.py checks it).
+    x: any shape, float32 or float64; returns x's shape and dtype. On NumPy this runs over
+    cache-sized blocks (in a thread pool, see :func:`swinref.core.backend.map_blocks`), each
+    element through its own form only (:func:`_erfc_into`); every other library runs
+    :func:`erfc_portable`. Both give the same bits (tests/core/test_blocks.py checks it).
     """
     if backend.is_numpy(xp):
-        return backend.map_blocks(lambda block: erfc_by_region(block, xp=xp), x)
+        return backend.map_blocks(_erfc_block, x, writes=True)
     return erfc_portable(x, xp=xp)
 
 
@@ -191,38 +195,6 @@ def erfc_portable(x, *, xp):
     return xp.where(a < _SMALL_LIMIT, small, xp.where(x < 0, 2.0 - tail, tail))
 
 
-def erfc_by_region(x, *, xp):
-    """:func:`erfc_portable` with each element evaluated through its own form only.
-
-    The small-argument form (12 terms) is evaluated on every element; the tail elements
-    (|x| >= 0.84375, few in a network's activations) are then gathered with a boolean mask,
-    each region (below and above 2, negative) goes through exactly the operations the portable
-    form applies to it, and the results are scattered back: the same bits without evaluating both
-    tail polynomials (20 and 24 terms) and two exps on every element. Needs boolean-mask
-    indexing with data-dependent shapes (NumPy, not ``jax.jit``). x: 1-D, float32 or float64;
-    returns a new array of x's shape and dtype.
-    """
-    a = xp.abs(x)
-    # the small-argument form over the whole block (cheap, and most GELU inputs are there); the
-    # clip keeps tail elements finite until they are overwritten below
-    xs, corr = _erf_small_parts(x, xp=xp)
-    out = xp.where(x < 0.25, 1.0 - (xs + corr), 0.5 - ((xs - 0.5) + corr))
-    tail = ~(a < _SMALL_LIMIT)  # NaN lands here and stays NaN, as in the portable form
-    if xp.any(tail):
-        ta = xp.clip(a[tail], _SMALL_LIMIT, _TAIL_LIMIT)
-        t = 1.0 / ta
-        r = xp.empty_like(ta)
-        near = ta < _TAIL_SPLIT
-        for which, (centre, coeffs) in ((near, _TAIL_NEAR), (~near, _TAIL_FAR)):
-            if xp.any(which):
-                r[which] = _poly(t[which] - centre, coeffs)
-        value = _exp_neg_square_shifted(ta, r, xp=xp) / ta
-        negative = x[tail] < 0
-        value[negative] = 2.0 - value[negative]
-        out[tail] = value
-    return out
-
-
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
@@ -235,9 +207,7 @@ def gelu(x, *, xp, overwrite: bool = False):
     over it (no second activation-sized array); x is never changed otherwise.
     """
     if backend.is_numpy(xp):  # erfc and the products block by block, while the block is in cache
-        return backend.map_blocks(
-            lambda b: 0.5 * b * erfc_by_region(-b * _INV_SQRT2, xp=xp), x, in_place=overwrite
-        )
+        return backend.map_blocks(_gelu_block, x, in_place=overwrite, writes=True)
     return 0.5 * x * erfc_portable(-x * _INV_SQRT2, xp=xp)
 
 
@@ -248,8 +218,9 @@ def layer_norm(x, weight, bias, *, eps: float = 1e-5, xp):
     (:func:`swinref.core.backend.map_blocks`): the same arithmetic per row, so the same bits.
     """
     if backend.is_numpy(xp) and x.ndim >= 1 and x.shape[-1] > 0:
+        w, b = np.asarray(weight), np.asarray(bias)
         return backend.map_blocks(
-            lambda rows: _layer_norm(rows, weight, bias, eps=eps, xp=xp), x, row=x.shape[-1]
+            lambda rows, dest: _layer_norm_rows(rows, w, b, eps, dest), x, row=x.shape[-1], writes=True
         )
     return _layer_norm(x, weight, bias, eps=eps, xp=xp)
 
@@ -268,9 +239,7 @@ def softmax(x, *, axis: int = -1, xp, overwrite: bool = False):
     says x is an intermediate the caller never reads again, and the result is written over it.
     """
     if backend.is_numpy(xp) and x.ndim >= 1 and axis in (-1, x.ndim - 1) and x.shape[-1] > 0:
-        return backend.map_blocks(
-            lambda rows: _softmax(rows, axis=-1, xp=xp), x, in_place=overwrite, row=x.shape[-1]
-        )
+        return backend.map_blocks(_softmax_rows, x, in_place=overwrite, row=x.shape[-1], writes=True)
     return _softmax(x, axis=axis, xp=xp)
 
 
@@ -291,3 +260,106 @@ def linear(x, weight, bias=None, *, xp):
     if bias is not None:
         y += bias  # in place on the fresh product (libraries without in-place ops rebind)
     return y
+
+
+# ----- the NumPy kernels -------------------------------------------------------------------------
+# Each one writes into ``dest`` with NumPy's ``out=`` arguments the bits of the portable definition
+# above, the same operations in the same order on each element (tests/core/test_blocks.py checks
+# it). They run on one block of :func:`swinref.core.backend.map_blocks` at a time, so every full-
+# block temporary lives in the calling thread's work arrays instead of fresh memory: a fresh array
+# of a block's size comes from the C allocator as new pages, and the page faults cost more than the
+# arithmetic.
+_WORK = threading.local()
+
+
+def _work(dtype: np.dtype, n: int, k: int) -> list[np.ndarray]:
+    """k work arrays of n elements of ``dtype``, owned by the calling thread and reused by its next
+    call. Their contents mean nothing between calls."""
+    store: dict[np.dtype, np.ndarray] = _WORK.__dict__.setdefault("arrays", {})
+    buf = store.get(dtype)
+    if buf is None or buf.shape[0] < k or buf.shape[1] < n:
+        rows, cols = (k, n) if buf is None else (max(k, buf.shape[0]), max(n, buf.shape[1]))
+        buf = store[dtype] = np.empty((rows, cols), dtype)
+    return [buf[i, :n] for i in range(k)]
+
+
+def _erfc_into(z: np.ndarray, dest: np.ndarray, work: list[np.ndarray]) -> None:
+    """erfc_portable(z) written into ``dest`` (1-D, z's size, not overlapping z or ``work``).
+
+    The small-argument form runs on the whole block, then only the elements outside it are
+    gathered (by index: a gather by index costs a fraction of a boolean-mask gather) and each
+    goes through the operations the portable form applies to its region, so the two tail
+    polynomials (20 and 24 terms) and the two exps run on few elements, once each.
+    """
+    a, xs, u, corr = work[:4]
+    np.abs(z, out=a)
+    np.clip(z, -_SMALL_LIMIT, _SMALL_LIMIT, out=xs)
+    np.multiply(xs, xs, out=u)
+    near_centre, near_coeffs = _TAIL_NEAR
+    np.multiply(u, _ERF_SMALL[0], out=corr)  # Horner, as _poly
+    corr += _ERF_SMALL[1]
+    for c in _ERF_SMALL[2:]:
+        corr *= u
+        corr += c
+    np.multiply(xs, corr, out=corr)
+    np.add(xs, corr, out=dest)
+    np.subtract(1.0, dest, out=dest)  # 1 - (x + x p), the form below 1/4
+    small = a < _SMALL_LIMIT  # NaN is not: it goes through the tail and stays NaN
+    (mid,) = np.nonzero(small & (z >= 0.25))
+    if mid.size:
+        dest[mid] = 0.5 - ((xs[mid] - 0.5) + corr[mid])
+    (tail,) = np.nonzero(~small)
+    if tail.size:
+        ta = np.clip(a[tail], _SMALL_LIMIT, _TAIL_LIMIT)
+        t = 1.0 / ta
+        r = np.empty_like(ta)
+        near = ta < _TAIL_SPLIT
+        for which, (centre, coeffs) in ((near, (near_centre, near_coeffs)), (~near, _TAIL_FAR)):
+            (i,) = np.nonzero(which)
+            if i.size:
+                r[i] = _poly(t[i] - centre, coeffs)
+        value = _exp_neg_square_shifted(ta, r, xp=np) / ta
+        (negative,) = np.nonzero(z[tail] < 0)
+        if negative.size:
+            value[negative] = 2.0 - value[negative]
+        dest[tail] = value
+
+
+def _erfc_block(z: np.ndarray, dest: np.ndarray) -> None:
+    _erfc_into(z, dest, _work(z.dtype, z.shape[0], 4))
+
+
+def _gelu_block(x: np.ndarray, dest: np.ndarray) -> None:
+    """0.5 * x * erfc_portable(-x / sqrt 2) into ``dest``, which may be x itself."""
+    z, e, *work = _work(x.dtype, x.shape[0], 6)
+    np.negative(x, out=z)
+    np.multiply(z, _INV_SQRT2, out=z)
+    _erfc_into(z, e, work)
+    np.multiply(x, 0.5, out=dest)
+    np.multiply(dest, e, out=dest)
+
+
+def _layer_norm_rows(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float, dest: np.ndarray
+) -> None:
+    """_layer_norm of rows x (r, C) into ``dest`` (r, C), which may be x itself."""
+    mean = np.mean(x, axis=-1, keepdims=True)
+    np.subtract(x, mean, out=dest)  # centred
+    (square,) = _work(x.dtype, x.size, 1)
+    square = square.reshape(x.shape)
+    np.multiply(dest, dest, out=square)
+    scale = np.mean(square, axis=-1, keepdims=True)
+    scale += eps
+    np.sqrt(scale, out=scale)
+    np.divide(dest, scale, out=dest)
+    np.multiply(dest, weight, out=dest)
+    np.add(dest, bias, out=dest)
+
+
+def _softmax_rows(x: np.ndarray, dest: np.ndarray) -> None:
+    """_softmax of rows x (r, n) along the last axis into ``dest``, which may be x itself."""
+    peak = np.max(x, axis=-1, keepdims=True)
+    np.subtract(x, peak, out=dest)
+    np.exp(dest, out=dest)
+    total = np.sum(dest, axis=-1, keepdims=True)
+    np.divide(dest, total, out=dest)

@@ -75,16 +75,24 @@ def _flushes_subnormals(be) -> bool:
 
 def _without_flushed(be, name, x, got):
     """On a flush-to-zero backend, drop the points whose input or true result is subnormal,
-    after checking that the backend gave a result below the smallest normal there (0 or the
-    subnormal answer); elsewhere return x and got unchanged."""
+    after checking what the backend gave there: at a subnormal input, the function's value at 0
+    (the input is read as 0: erf 0, erfc 1) to within the smallest normal; at a subnormal true
+    result, a result below the smallest normal (0 or the subnormal answer). Elsewhere return x
+    and got unchanged."""
     if be is None or not _flushes_subnormals(be):
         return x, got
     tiny = float(np.finfo(got.dtype).tiny)
     true = np.array([abs(float(_true(name, float(v)))) for v in x.tolist()])
-    flushed = ((x != 0) & (np.abs(x) < np.finfo(x.dtype).tiny)) | ((true > 0) & (true < tiny))
-    assert np.all(np.abs(got[flushed]) <= tiny), (
-        f"{name} at subnormal inputs or results {x[flushed]!r}: {got[flushed]!r}"
+    at_zero = float(_true(name, 0.0))
+    subnormal_in = (x != 0) & (np.abs(x) < np.finfo(x.dtype).tiny)
+    subnormal_out = (true > 0) & (true < tiny) & ~subnormal_in
+    assert np.all(np.abs(got[subnormal_in] - at_zero) <= tiny), (
+        f"{name} at subnormal inputs {x[subnormal_in]!r}: {got[subnormal_in]!r}, expected {name}(0) = {at_zero}"
     )
+    assert np.all(np.abs(got[subnormal_out]) <= tiny), (
+        f"{name} with subnormal true results at {x[subnormal_out]!r}: {got[subnormal_out]!r}"
+    )
+    flushed = subnormal_in | subnormal_out
     return x[~flushed], got[~flushed]
 
 
