@@ -36,15 +36,16 @@ logits agree.
 
 Time: the median (and min) wall time of ``--repeats`` forward calls after ``--warmup`` calls.
 Memory: the peak extra resident memory of the forward calls. After the imports and the setup
-(params, model and input built, garbage collected) the worker resets its resident-set high-water
-mark (``/proc/self/clear_refs`` with "5", Linux >= 4.0; this also resets ``ru_maxrss``) and
-records its current RSS; after the warm-up and timed calls it reads the high-water mark
-(``VmHWM``; not ``ru_maxrss``, which Linux carries over from the parent process across exec) and
-reports the difference. Setup transients (initialisers, state-dict copies) are thus excluded for every
-implementation alike. Where the reset is refused the table says so and falls back to ``ru_maxrss``
-after the calls minus ``ru_maxrss`` after setup (which hides a forward peak below the setup
-peak). Params are reported separately as their byte size. Each worker measures one
-implementation and one case only.
+(params, model and input built, garbage collected) the worker returns free C-heap memory to the
+system (glibc's ``malloc_trim``, so no implementation reuses memory freed during its setup),
+resets its resident-set high-water mark (``/proc/self/clear_refs`` with "5", Linux >= 4.0; this
+also resets ``ru_maxrss``) and records its current RSS; after the warm-up and timed calls it reads
+the high-water mark (``VmHWM``; not ``ru_maxrss``, which Linux carries over from the parent
+process across exec) and reports the difference. Setup transients (initialisers, state-dict
+copies) are thus excluded for every implementation alike. Where the reset is refused the table
+says so and falls back to ``ru_maxrss`` after the calls minus ``ru_maxrss`` after setup (which
+hides a forward peak below the setup peak). Params are reported separately as their byte size.
+Each worker measures one implementation and one case only.
 """
 
 from __future__ import annotations
@@ -102,6 +103,21 @@ def _reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+def _trim_heap() -> None:
+    """Return the C heap's free memory to the system (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Without it, memory freed during setup (a model built in float32 and cast, a state dict
+    copied) stays resident and a forward that reuses it looks cheaper than one that does not; which
+    of the two happens changes from process to process (timm float64 at batch 4 measured 20 or
+    57 MiB in the same command)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _status_mib(field: str) -> float:
@@ -178,6 +194,7 @@ def worker(
     import gc
 
     gc.collect()
+    _trim_heap()
     reset = _reset_peak_rss()
     rss_setup = _status_mib("VmRSS") if reset else _maxrss_mib()
 
