@@ -15,7 +15,8 @@ non-trivial) and a standard-normal input (seed 0):
 Every row runs in its own subprocess: float32 rows with JAX's default (``JAX_ENABLE_X64=0``),
 float64 rows with ``JAX_ENABLE_X64=1``; ``--threads`` sets OPENBLAS/OMP/MKL_NUM_THREADS there
 (NumPy's BLAS; XLA uses its own thread pool over every core). Differences are against
-swinref's NumPy forward in the same dtype. Times: NumPy and JAX eager are the median of
+swinref's NumPy forward in the same dtype; for scale, the same difference for the model code on
+PyTorch's namespace (CPU; "-" without torch). Times: NumPy and JAX eager are the median of
 ``--repeats`` calls after one warm-up call; "jit first" is the first call of the jitted forward
 (trace, compile and run); "jit later" the median of ``--repeats`` calls after it. JAX calls end
 with ``block_until_ready()``.
@@ -90,14 +91,23 @@ def worker(row: str, repeats: int, out: str) -> None:
 
     def diff(a):
         got = swinref.to_numpy(a)
-        assert got.dtype == expected.dtype, f"{row}: JAX returned {got.dtype}"
+        assert got.dtype == expected.dtype, f"{row}: the backend returned {got.dtype}"
         return float(np.abs(got.astype(np.float64) - expected).max())
+
+    # for scale: the same model code on PyTorch's namespace (CPU), where torch is installed
+    try:
+        txp = backend.get_namespace("torch")
+    except (ImportError, ValueError):
+        torch_diff = None
+    else:
+        torch_diff = diff(swinref.forward(swinref.to_namespace(params, txp), txp.asarray(x), cfg))
 
     with open(out, "w") as f:
         json.dump(
             {
                 "eager_diff": diff(out_eager),
                 "jit_diff": diff(out_jit),
+                "torch_diff": torch_diff,
                 "max_logit": float(np.abs(expected).max()),
                 "numpy_s": t_numpy,
                 "eager_s": t_eager,
@@ -150,7 +160,8 @@ def main(argv=None) -> int:
         "(jit first: one call, trace + compile + run)"
     )
     header = (
-        f"{'row':<14} {'max|logit|':>10} {'eager max|d|':>12} {'jit max|d|':>10} {'numpy ms':>9} "
+        f"{'row':<14} {'max|logit|':>10} {'eager max|d|':>12} {'jit max|d|':>10} {'torch max|d|':>12} "
+        f"{'numpy ms':>9} "
         f"{'eager ms':>9} {'jit first s':>11} {'jit ms':>8}  command"
     )
     print(header)
@@ -159,10 +170,11 @@ def main(argv=None) -> int:
         for row in args.rows:
             r = run_row(row, args, tmp)
             command = f"python benchmarks/jax_check.py --rows {row} --threads {args.threads}"
+            torch_diff = "-" if r["torch_diff"] is None else f"{r['torch_diff']:.1e}"
             print(
                 f"{row:<14} {r['max_logit']:>10.2f} {r['eager_diff']:>12.1e} {r['jit_diff']:>10.1e} "
-                f"{r['numpy_s'] * 1e3:>9.0f} {r['eager_s'] * 1e3:>9.0f} {r['jit_first_s']:>11.1f} "
-                f"{r['jit_s'] * 1e3:>8.0f}  {command}"
+                f"{torch_diff:>12} {r['numpy_s'] * 1e3:>9.0f} {r['eager_s'] * 1e3:>9.0f} "
+                f"{r['jit_first_s']:>11.1f} {r['jit_s'] * 1e3:>8.0f}  {command}"
             )
             sys.stdout.flush()
     print(f"jax {r['jax']} on {r['jax_device']}")

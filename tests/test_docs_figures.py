@@ -121,3 +121,33 @@ def test_the_docs_list_every_mutant_of_the_script():
 @pytest.mark.parametrize("module", ["tests/models/test_semantics.py", "tests/models/test_fast.py"])
 def test_two_path_modules_are_not_in_the_scored_suite(module):
     assert module not in _mutation_module().STANDALONE_SUITE, f"{module} compares two swinref paths"
+
+
+# ----- docs/semantics.md: transformers' eager attention against its default (SDPA) ---------------------
+def hf_eager_vs_sdpa() -> tuple[str, float]:
+    """transformers' default attention implementation for Swin, and the max abs difference between
+    its float64 logits under "eager" (softmax in float32) and "sdpa", on the cross-check matrix's
+    ``small`` case (seeded random weights, batch 2)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from swinref.tools import crosscheck as C
+
+    cfg, size = C.matrix_case("small", "hf")
+    model = C.build_impl("hf", cfg).double().eval()
+    C.randomize_(model, seed=0)
+    default = model.config._attn_implementation
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 3, *size)))
+    logits = {}
+    for impl in ("eager", "sdpa"):
+        model.set_attn_implementation(impl)
+        with torch.inference_mode():
+            logits[impl] = model(x).logits.numpy()
+    return default, float(np.abs(logits["eager"] - logits["sdpa"]).max())
+
+
+def test_semantics_hf_eager_vs_sdpa():
+    default, measured = hf_eager_vs_sdpa()
+    assert default == "sdpa", f"transformers' default attention for Swin is now {default!r}"
+    _check(
+        _stated(_doc("docs/semantics.md"), "hf eager vs sdpa"), measured, "docs/semantics.md eager vs SDPA"
+    )
