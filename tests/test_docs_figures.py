@@ -151,3 +151,40 @@ def test_semantics_hf_eager_vs_sdpa():
     _check(
         _stated(_doc("docs/semantics.md"), "hf eager vs sdpa"), measured, "docs/semantics.md eager vs SDPA"
     )
+
+
+# ----- docs/v2.md: the coordinate table built in float64 instead of float32 ----------------------------
+def v2_float64_coords_effect(monkeypatch) -> float:
+    """Max abs change of float64 logits when V2's coordinate table is computed in float64 instead of
+    float32 (every port's buffer is float32): the cross-check's ``PADDED`` config (80x80, window 8,
+    three stages), ``init_params(scheme="random", seed=0)``, one standard-normal image (seed 0)."""
+    import swinref
+    from swinref.models import v2
+
+    cfg = v2.SwinV2Config(
+        img_size=80, embed_dim=32, depths=(2, 2, 2), num_heads=(2, 4, 8), window_size=8, num_classes=10
+    )
+    params = v2.init_params(cfg, seed=0, scheme="random")
+    x = np.random.default_rng(0).standard_normal((1, 3, 80, 80))
+    swinref.clear_caches()
+    want = v2.forward(params, x, cfg)
+
+    def table64(window, pretrained_window):
+        ref = pretrained_window if pretrained_window[0] > 0 else window
+        dh = np.arange(-(window[0] - 1), window[0]) / max(ref[0] - 1, 1)
+        dw = np.arange(-(window[1] - 1), window[1]) / max(ref[1] - 1, 1)
+        gh, gw = np.meshgrid(dh, dw, indexing="ij")
+        t = np.stack([gh.reshape(-1), gw.reshape(-1)], axis=-1) * 8.0
+        return np.sign(t) * np.log2(np.abs(t) + 1.0) / 3.0
+
+    monkeypatch.setattr(v2, "host_coords_table", table64)
+    try:
+        got = v2.forward(params, x, cfg)
+    finally:
+        swinref.clear_caches()
+    return float(np.abs(got - want).max())
+
+
+def test_v2_coordinate_table_in_float64_moves_logits_as_stated(monkeypatch):
+    measured = v2_float64_coords_effect(monkeypatch)
+    _check(_stated(_doc("docs/v2.md"), "v2 float64 coords"), measured, "docs/v2.md float64 coordinate table")
