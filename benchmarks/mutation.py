@@ -104,8 +104,8 @@ MUTANTS = (
         "v1",
         "shifted blocks attend without the mask",
         "swinref/models/v1.py",
-        "mask_for=mask_for(x, window, shift), xp=xp",
-        "mask_for=mask_for(x, window, (0, 0)), xp=xp",
+        "mask_for=mask_for(x, window, shift),",
+        "mask_for=mask_for(x, window, (0, 0)),",
     ),
     Mutant(
         "relpos_off_by_one",
@@ -152,8 +152,8 @@ MUTANTS = (
         "v1",
         "softmax over the keys' transpose (axis -2)",
         "swinref/core/layers.py",
-        "attn = softmax(attn, axis=-1, xp=xp)",
-        "attn = softmax(attn, axis=-2, xp=xp)",
+        "attn = softmax(attn, axis=-1, xp=xp, overwrite=True)",
+        "attn = softmax(attn, axis=-2, xp=xp, overwrite=True)",
     ),
     Mutant(
         "merge_order",
@@ -176,8 +176,11 @@ MUTANTS = (
         "v1",
         "tanh approximation of GELU",
         "swinref/core/numerics.py",
-        "return 0.5 * x * erfc(-x * _INV_SQRT2, xp=xp)",
-        "return 0.5 * x * (1.0 + xp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))",
+        # every backend: NumPy's block path is bypassed too
+        "    if backend.is_numpy(xp):  # erfc and the products block by block, while the block is in cache\n"
+        "        return backend.map_blocks(_gelu_block, x, in_place=overwrite, writes=True)\n"
+        "    return 0.5 * x * erfc_portable(-x * _INV_SQRT2, xp=xp)",
+        "    return 0.5 * x * (1.0 + xp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))",
     ),
     Mutant(
         "clamp_strict",
@@ -233,7 +236,7 @@ MUTANTS = (
         "v2",
         "logit scale not clamped at log(100)",
         "swinref/models/v2.py",
-        "return xp.exp(xp.minimum(s, xp.asarray(LOGIT_SCALE_MAX, dtype=s.dtype, device=backend.device(s))))",
+        "return xp.exp(xp.minimum(s, xp.asarray(cap, dtype=s.dtype, device=backend.device(s))))",
         "return xp.exp(s)",
     ),
     Mutant(
@@ -241,8 +244,8 @@ MUTANTS = (
         "v2",
         "cosine logits also scaled by d**-0.5",
         "swinref/models/v2.py",
-        "attn = attn * logit_scale(p, xp=xp)",
-        "attn = attn * logit_scale(p, xp=xp) * (x.shape[-1] // num_heads) ** -0.5",
+        "attn = attn * logit_scale(p, cap=logit_cap, xp=xp)",
+        "attn = attn * logit_scale(p, cap=logit_cap, xp=xp) * (x.shape[-1] // num_heads) ** -0.5",
     ),
     Mutant(
         "v2_plain_normalize",

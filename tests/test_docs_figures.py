@@ -188,3 +188,12 @@ def v2_float64_coords_effect(monkeypatch) -> float:
 def test_v2_coordinate_table_in_float64_moves_logits_as_stated(monkeypatch):
     measured = v2_float64_coords_effect(monkeypatch)
     _check(_stated(_doc("docs/v2.md"), "v2 float64 coords"), measured, "docs/v2.md float64 coordinate table")
+
+
+def test_every_mutant_still_applies():
+    """A mutant whose text the code no longer contains would stop the mutation script; catch that
+    drift here, where it is cheap."""
+    for m in _mutation_module().MUTANTS:
+        text = (ROOT / m.file).read_text()
+        assert m.old in text, f"mutant {m.name}: its text is no longer in {m.file}; update MUTANTS"
+        assert m.new not in text, f"mutant {m.name}: {m.file} already contains the mutated text"
