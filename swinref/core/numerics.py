@@ -295,7 +295,6 @@ def _erfc_into(z: np.ndarray, dest: np.ndarray, work: list[np.ndarray]) -> None:
     np.abs(z, out=a)
     np.clip(z, -_SMALL_LIMIT, _SMALL_LIMIT, out=xs)
     np.multiply(xs, xs, out=u)
-    near_centre, near_coeffs = _TAIL_NEAR
     np.multiply(u, _ERF_SMALL[0], out=corr)  # Horner, as _poly
     corr += _ERF_SMALL[1]
     for c in _ERF_SMALL[2:]:
@@ -314,7 +313,7 @@ def _erfc_into(z: np.ndarray, dest: np.ndarray, work: list[np.ndarray]) -> None:
         t = 1.0 / ta
         r = np.empty_like(ta)
         near = ta < _TAIL_SPLIT
-        for which, (centre, coeffs) in ((near, (near_centre, near_coeffs)), (~near, _TAIL_FAR)):
+        for which, (centre, coeffs) in ((near, _TAIL_NEAR), (~near, _TAIL_FAR)):
             (i,) = np.nonzero(which)
             if i.size:
                 r[i] = _poly(t[i] - centre, coeffs)
